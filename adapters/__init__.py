@@ -1,0 +1,1 @@
+"""Everything that touches the outside: RabbitMQ, HTTP (Tulip), file formats at the edge."""

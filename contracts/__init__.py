@@ -1,0 +1,1 @@
+"""Versioned message contracts: schema files, the registry that identifies and validates messages."""

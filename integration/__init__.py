@@ -1,0 +1,1 @@
+"""mesbridge runtime: intake guard, pipeline, settings, CLI and service."""

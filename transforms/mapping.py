@@ -1,0 +1,188 @@
+"""The mapping profile: site facts the transforms need and cannot derive from a message.
+
+Plant time zones, the sending systems' time zones, the unit table, the
+identities mesbridge uses in B2MML, and the Tulip column ids. A profile is
+built from a plain mapping (a parsed TOML file, see ``deploy/config/mapping.toml``);
+every key is checked, and a wrong one is a ``ConfigurationError`` naming it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from contracts.errors import ConfigurationError
+from transforms.units import UnitRow, UnitTable
+
+__all__ = ["B2mmlIdentity", "MappingProfile", "TULIP_WORK_ORDER_FIELDS", "TulipWorkOrderColumns"]
+
+# The canonical work-order fields mesbridge writes to Tulip, and the column label each
+# has by default. The table's column *ids* differ per Tulip instance: they come from
+# configuration, or from the table schema the service reads at start-up.
+TULIP_WORK_ORDER_FIELDS: Mapping[str, str] = {
+    "material": "Material",
+    "material_description": "Material Description",
+    "quantity": "Quantity",
+    "unit": "Unit",
+    "batch": "Batch",
+    "plant": "Plant",
+    "order_type": "Order Type",
+    "scheduled_start": "Scheduled Start",
+    "scheduled_finish": "Scheduled Finish",
+    "status": "Status",
+    "phases": "Phases",
+    "source_idoc": "Source IDoc",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class B2mmlIdentity:
+    sender: str = "mesbridge"
+    receiver: str = "PAS-X"
+    release_id: str = "mesbridge-1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TulipWorkOrderColumns:
+    """Canonical field name → Tulip column id; a field without a column id is not written."""
+
+    ids: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingProfile:
+    version: str
+    default_timezone: ZoneInfo
+    plant_timezones: Mapping[str, ZoneInfo]
+    sender_timezones: Mapping[str, ZoneInfo]
+    units: UnitTable
+    b2mml: B2mmlIdentity
+    tulip_columns: TulipWorkOrderColumns
+
+    def plant_timezone(self, plant: str) -> ZoneInfo:
+        return self.plant_timezones.get(plant, self.default_timezone)
+
+    def sender_timezone(self, sender: str) -> ZoneInfo:
+        return self.sender_timezones.get(sender, self.default_timezone)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> MappingProfile:
+        reader = _Reader(data, source)
+        reader.only(
+            "version", "default_timezone", "plants", "senders", "units", "b2mml", "tulip"
+        )
+        version = reader.text("version")
+        default_tz = _zone(reader.text("default_timezone"), f"{source}: default_timezone")
+        plants = _timezones(reader.table("plants", default={}), f"{source}: plants")
+        senders = _timezones(reader.table("senders", default={}), f"{source}: senders")
+        units = UnitTable(_unit_rows(reader.list("units"), source))
+        b2mml_data = _Reader(reader.table("b2mml", default={}), f"{source}: b2mml")
+        b2mml_data.only("sender", "receiver", "release_id")
+        b2mml = B2mmlIdentity(
+            sender=b2mml_data.text("sender", default="mesbridge"),
+            receiver=b2mml_data.text("receiver", default="PAS-X"),
+            release_id=b2mml_data.text("release_id", default="mesbridge-1"),
+        )
+        tulip_data = _Reader(reader.table("tulip", default={}), f"{source}: tulip")
+        tulip_data.only("work_order_columns")
+        columns = _Reader(
+            tulip_data.table("work_order_columns", default={}), f"{source}: tulip.work_order_columns"
+        )
+        columns.only(*TULIP_WORK_ORDER_FIELDS)
+        return cls(
+            version=version,
+            default_timezone=default_tz,
+            plant_timezones=plants,
+            sender_timezones=senders,
+            units=units,
+            b2mml=b2mml,
+            tulip_columns=TulipWorkOrderColumns(
+                ids={name: columns.text(name) for name in columns.keys()}
+            ),
+        )
+
+
+class _Reader:
+    """Typed access to one table of a configuration file, with errors that name the key."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"{where}: expected a table, found {type(data).__name__}")
+        self._data = data
+        self._where = where
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def only(self, *allowed: str) -> None:
+        for key in self._data:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigurationError(
+                    f"{self._where}: unknown key {key!r}{suggestion}; "
+                    f"known keys: {', '.join(allowed)}"
+                )
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self._data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(
+                f"{self._where}: {key!r} must be a non-empty string, found {value!r}"
+            )
+        return value
+
+    def table(self, key: str, default: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        value = self._data.get(key, default)
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"{self._where}: {key!r} must be a table, found {value!r}")
+        return value
+
+    def list(self, key: str) -> list[Any]:
+        value = self._data.get(key)
+        if not isinstance(value, list) or not value:
+            raise ConfigurationError(f"{self._where}: {key!r} must be a non-empty list")
+        return value
+
+
+def _zone(name: str, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{where}: {name!r} is not an IANA time zone (e.g. 'Europe/Berlin')"
+        ) from exc
+
+
+def _timezones(table: Mapping[str, Any], where: str) -> dict[str, ZoneInfo]:
+    zones: dict[str, ZoneInfo] = {}
+    for name, entry in table.items():
+        reader = _Reader(entry, f"{where}.{name}")
+        reader.only("timezone")
+        zones[str(name)] = _zone(reader.text("timezone"), f"{where}.{name}.timezone")
+    return zones
+
+
+def _unit_rows(entries: list[Any], source: str) -> list[UnitRow]:
+    rows: list[UnitRow] = []
+    for index, entry in enumerate(entries, start=1):
+        where = f"{source}: units[{index}]"
+        reader = _Reader(entry, where)
+        aliases = entry.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ConfigurationError(f"{where}: 'aliases' must be a list of strings")
+        partners = {
+            key: reader.text(key) for key in reader.keys() if key not in {"sap", "iso", "aliases"}
+        }
+        rows.append(
+            UnitRow(
+                sap=reader.text("sap"),
+                iso=reader.text("iso"),
+                aliases=tuple(aliases),
+                partner_codes=partners,
+            )
+        )
+    return rows
