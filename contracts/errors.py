@@ -91,7 +91,9 @@ class MesbridgeError(Exception):
         """The same error, naming the message it is about (keeps the class)."""
         clone = self.__class__.__new__(self.__class__)
         clone.__dict__.update(self.__dict__)
-        MesbridgeError.__init__(clone, self.summary, message_ref=message_ref, findings=self.findings)
+        MesbridgeError.__init__(
+            clone, self.summary, message_ref=message_ref, findings=self.findings
+        )
         return clone
 
 
@@ -132,4 +134,4 @@ class TransientError(MesbridgeError):
 
 
 class ConfigurationError(MesbridgeError):
-    """The installation (settings, mapping files, contracts) is wrong; the service must not start."""
+    """The installation (settings, mapping files, contracts) is wrong: refuse to start."""

@@ -47,9 +47,7 @@ class Settings:
     pasx_profile: str = "V0600"
 
     @classmethod
-    def load(
-        cls, environ: Mapping[str, str], *, config_file: Path | None = None
-    ) -> Settings:
+    def load(cls, environ: Mapping[str, str], *, config_file: Path | None = None) -> Settings:
         values: dict[str, Any] = {}
         names = {f.name for f in fields(cls)}
         for key, raw in environ.items():
@@ -99,9 +97,7 @@ def _coerce(cls: type[Settings], name: str, raw: Any) -> Any:
         try:
             return int(str(raw).strip())
         except ValueError as exc:
-            raise ConfigurationError(
-                f"setting {name}: {raw!r} is not a whole number"
-            ) from exc
+            raise ConfigurationError(f"setting {name}: {raw!r} is not a whole number") from exc
     if not isinstance(raw, str):
         raise ConfigurationError(f"setting {name}: expected a string, found {raw!r}")
     return raw

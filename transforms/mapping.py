@@ -17,14 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from contracts.errors import ConfigurationError
 from transforms.units import UnitRow, UnitTable
 
-__all__ = ["B2mmlIdentity", "MappingProfile", "TULIP_WORK_ORDER_FIELDS", "TulipWorkOrderColumns"]
+__all__ = ["TULIP_WORK_ORDER_FIELDS", "B2mmlIdentity", "MappingProfile", "TulipWorkOrderColumns"]
 
 # The canonical work-order fields mesbridge writes to Tulip, and the column label each
 # has by default. The table's column *ids* differ per Tulip instance: they come from
 # configuration, or from the table schema the service reads at start-up.
 TULIP_WORK_ORDER_FIELDS: Mapping[str, str] = {
     "material": "Material",
-    "material_description": "Material Description",
     "quantity": "Quantity",
     "unit": "Unit",
     "batch": "Batch",
@@ -71,9 +70,7 @@ class MappingProfile:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> MappingProfile:
         reader = _Reader(data, source)
-        reader.only(
-            "version", "default_timezone", "plants", "senders", "units", "b2mml", "tulip"
-        )
+        reader.only("version", "default_timezone", "plants", "senders", "units", "b2mml", "tulip")
         version = reader.text("version")
         default_tz = _zone(reader.text("default_timezone"), f"{source}: default_timezone")
         plants = _timezones(reader.table("plants", default={}), f"{source}: plants")
@@ -89,7 +86,8 @@ class MappingProfile:
         tulip_data = _Reader(reader.table("tulip", default={}), f"{source}: tulip")
         tulip_data.only("work_order_columns")
         columns = _Reader(
-            tulip_data.table("work_order_columns", default={}), f"{source}: tulip.work_order_columns"
+            tulip_data.table("work_order_columns", default={}),
+            f"{source}: tulip.work_order_columns",
         )
         columns.only(*TULIP_WORK_ORDER_FIELDS)
         return cls(
@@ -100,7 +98,7 @@ class MappingProfile:
             units=units,
             b2mml=b2mml,
             tulip_columns=TulipWorkOrderColumns(
-                ids={name: columns.text(name) for name in columns.keys()}
+                ids={name: columns.text(name) for name in columns.keys_list()}
             ),
         )
 
@@ -114,7 +112,7 @@ class _Reader:
         self._data = data
         self._where = where
 
-    def keys(self) -> list[str]:
+    def keys_list(self) -> list[str]:
         return list(self._data)
 
     def only(self, *allowed: str) -> None:
@@ -175,7 +173,9 @@ def _unit_rows(entries: list[Any], source: str) -> list[UnitRow]:
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise ConfigurationError(f"{where}: 'aliases' must be a list of strings")
         partners = {
-            key: reader.text(key) for key in reader.keys() if key not in {"sap", "iso", "aliases"}
+            key: reader.text(key)
+            for key in reader.keys_list()
+            if key not in {"sap", "iso", "aliases"}
         }
         rows.append(
             UnitRow(

@@ -29,7 +29,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unit:
-    """A unit of measure known to the unit table: SAP's internal code and its ISO (UN/ECE Rec 20) code."""
+    """A unit known to the unit table: SAP's internal code and its ISO (UN/ECE Rec 20) code."""
 
     sap: str
     iso: str

@@ -1,0 +1,412 @@
+"""SAP process order IDoc (LOIPRO01/02/03 and extensions such as ZLOIPRO01) → ``ProcessOrder``.
+
+Input is an already guarded and parsed XML tree (``integration.intake``); each
+``IDOC`` element gives one order. Fields SAP adds beyond the standard ones, and
+customer segments, are ignored. Every problem in one IDoc is collected and
+raised together as one ``MappingError`` that names the IDoc, each field, its
+line and value, so an analyst fixes everything in one round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+from contracts.errors import Finding, MappingError
+from transforms.mapping import MappingProfile
+from transforms.model import (
+    Component,
+    ComponentRole,
+    IdocControl,
+    OrderItem,
+    Phase,
+    ProcessOrder,
+    Quantity,
+    RecipeReference,
+    Unit,
+)
+from transforms.sap_values import (
+    FieldRef,
+    sap_batch,
+    sap_date,
+    sap_decimal,
+    sap_local_datetime,
+    sap_material,
+    sap_order_number,
+    sap_time,
+)
+
+__all__ = ["parse_idoc_control", "parse_loipro"]
+
+T = TypeVar("T")
+
+# Movement types that tell a component's direction when SHKZG is absent.
+_CONSUMING_MOVEMENTS = frozenset({"261", "262"})
+_RECEIVING_MOVEMENTS = frozenset({"101", "102", "531", "532"})
+_TRUE_FLAGS = frozenset({"X", "1"})
+
+
+def parse_loipro(root: etree._Element, profile: MappingProfile) -> list[ProcessOrder]:
+    """Every process order in the document, in document order."""
+    idocs = [child for child in root if child.tag == "IDOC"]
+    if not idocs:
+        raise MappingError(
+            "the document holds no IDOC element",
+            findings=[
+                Finding(where=f"/{root.tag}", line=_line(root), expected="one or more IDOC")
+            ],
+        )
+    return [_IdocReader(idoc, profile).order() for idoc in idocs]
+
+
+def parse_idoc_control(idoc: etree._Element) -> IdocControl:
+    """The control record of one IDOC element."""
+    reader = _IdocReader(idoc, profile=None)
+    control = reader.control()
+    reader.raise_if_failed()
+    return control
+
+
+class _IdocReader:
+    """Reads one IDOC element, collecting findings instead of stopping at the first."""
+
+    def __init__(self, idoc: etree._Element, profile: MappingProfile | None) -> None:
+        self._idoc = idoc
+        self._tree = idoc.getroottree()
+        self._profile = profile
+        self._findings: list[Finding] = []
+        self._message_ref = "IDoc"
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _ref(self, element: etree._Element) -> FieldRef:
+        return FieldRef(self._tree.getpath(element), _line(element))
+
+    def _missing(self, parent: etree._Element, name: str, expected: str) -> None:
+        self._findings.append(
+            Finding(
+                where=f"{self._tree.getpath(parent)}/{name}",
+                line=_line(parent),
+                expected=expected,
+            )
+        )
+
+    def _attempt(self, convert: Callable[[], T]) -> T | None:
+        try:
+            return convert()
+        except MappingError as exc:
+            self._findings.extend(exc.findings)
+            return None
+
+    def _field(self, segment: etree._Element, name: str) -> etree._Element | None:
+        element = segment.find(name)
+        if element is None or not (element.text or "").strip():
+            return None
+        return element
+
+    def _text(self, segment: etree._Element, name: str) -> str | None:
+        element = self._field(segment, name)
+        return None if element is None else (element.text or "").strip()
+
+    def _required_text(self, segment: etree._Element, name: str, expected: str) -> str | None:
+        value = self._text(segment, name)
+        if value is None:
+            self._missing(segment, name, f"{expected} (required)")
+        return value
+
+    def _convert(
+        self, segment: etree._Element, name: str, convert: Callable[[str, FieldRef], T]
+    ) -> T | None:
+        element = self._field(segment, name)
+        if element is None:
+            return None
+        return self._attempt(lambda: convert(element.text or "", self._ref(element)))
+
+    def raise_if_failed(self) -> None:
+        if self._findings:
+            count = len(self._findings)
+            raise MappingError(
+                f"{count} field{'s' if count > 1 else ''} cannot be mapped",
+                message_ref=self._message_ref,
+                findings=self._findings,
+            )
+
+    # -- segments ---------------------------------------------------------------
+
+    def control(self) -> IdocControl:
+        record = self._idoc.find("EDI_DC40")
+        if record is None:
+            self._missing(self._idoc, "EDI_DC40", "the control record EDI_DC40")
+            self.raise_if_failed()
+            raise AssertionError("unreachable")
+        docnum = self._required_text(record, "DOCNUM", "the IDoc number DOCNUM") or ""
+        self._message_ref = f"IDoc {docnum or '(no DOCNUM)'}"
+        created_day = self._convert(record, "CREDAT", sap_date)
+        created_time = self._convert(record, "CRETIM", sap_time)
+        created_local = None
+        if created_day is not None:
+            created_local = datetime.combine(created_day, time(0)) + (created_time or timedelta(0))
+        return IdocControl(
+            docnum=docnum,
+            idoctyp=self._required_text(record, "IDOCTYP", "the basic type IDOCTYP") or "",
+            mestyp=self._required_text(record, "MESTYP", "the message type MESTYP") or "",
+            cimtyp=self._text(record, "CIMTYP"),
+            client=self._text(record, "MANDT"),
+            release=self._text(record, "DOCREL"),
+            direction=self._text(record, "DIRECT"),
+            sender_port=self._text(record, "SNDPOR"),
+            sender_partner_type=self._text(record, "SNDPRT"),
+            sender_partner=self._required_text(record, "SNDPRN", "the sender partner SNDPRN") or "",
+            receiver_port=self._text(record, "RCVPOR"),
+            receiver_partner_type=self._text(record, "RCVPRT"),
+            receiver_partner=self._text(record, "RCVPRN"),
+            created_local=created_local,
+            serialization=self._text(record, "SERIAL"),
+        )
+
+    def order(self) -> ProcessOrder:
+        control = self.control()
+        header = self._idoc.find("E1AFKOL")
+        if header is None:
+            self._missing(self._idoc, "E1AFKOL", "the order header segment E1AFKOL")
+            self.raise_if_failed()
+            raise AssertionError("unreachable")
+        assert self._profile is not None
+        plant = self._required_text(header, "WERKS", "the plant WERKS") or ""
+        zone = self._profile.plant_timezone(plant)
+        order_number = self._convert(header, "AUFNR", sap_order_number)
+        if order_number is None and self._field(header, "AUFNR") is None:
+            self._missing(header, "AUFNR", "the order number AUFNR (required)")
+        material = self._material(header)
+        total = self._quantity(header, "GAMNG", "GMEIN", required=True)
+        scrap = self._quantity(header, "GASMG", "GMEIN", required=False)
+        items = tuple(self._items(header))
+        phases = tuple(self._phases(header, plant, zone))
+        order = ProcessOrder(
+            control=control,
+            order_number=order_number or "",
+            order_category=self._text(header, "AUTYP"),
+            order_type=self._text(header, "AUART"),
+            plant=plant,
+            material=material or "",
+            total=total or _placeholder_quantity(),
+            scrap=scrap,
+            basic_start=self._datetime(header, "GSTRP", "GSUZP", zone, end_of_day=False),
+            basic_finish=self._datetime(header, "GLTRP", "GLUZP", zone, end_of_day=True),
+            scheduled_start=self._datetime(header, "GSTRS", "GSUZS", zone, end_of_day=False),
+            scheduled_finish=self._datetime(header, "GLTRS", "GLUZS", zone, end_of_day=True),
+            release_date=self._convert(header, "FTRMS", sap_date),
+            reservation=self._text(header, "RSNUM"),
+            recipe=self._recipe(header),
+            timezone=zone.key,
+            status=self._status(header, "E1JSTKL"),
+            items=items,
+            phases=phases,
+        )
+        self.raise_if_failed()
+        return order
+
+    def _material(self, segment: etree._Element) -> str | None:
+        if self._field(segment, "MATNR_LONG") is not None:
+            return self._convert(
+                segment, "MATNR_LONG", lambda text, ref: sap_material(text, ref, long_field=True)
+            )
+        if self._field(segment, "MATNR") is None:
+            self._missing(segment, "MATNR", "the material number MATNR or MATNR_LONG (required)")
+            return None
+        return self._convert(segment, "MATNR", sap_material)
+
+    def _quantity(
+        self,
+        segment: etree._Element,
+        value_field: str,
+        unit_field: str,
+        *,
+        required: bool,
+        allow_negative: bool = False,
+    ) -> Quantity | None:
+        value_element = self._field(segment, value_field)
+        if value_element is None:
+            if required:
+                self._missing(segment, value_field, "a quantity (required)")
+            return None
+        value = self._attempt(
+            lambda: sap_decimal(
+                value_element.text or "", self._ref(value_element), allow_negative=allow_negative
+            )
+        )
+        unit_element = self._field(segment, unit_field)
+        if unit_element is None:
+            self._missing(segment, unit_field, f"the unit of {value_field} (required)")
+            return None
+        assert self._profile is not None
+        units = self._profile.units
+        unit = self._attempt(
+            lambda: units.from_sap(
+                unit_element.text or "",
+                where=self._tree.getpath(unit_element),
+                line=_line(unit_element),
+            )
+        )
+        if value is None or unit is None:
+            return None
+        return Quantity(value=value, unit=unit)
+
+    def _datetime(
+        self,
+        segment: etree._Element,
+        date_field: str,
+        time_field: str,
+        zone: ZoneInfo,
+        *,
+        end_of_day: bool,
+    ) -> datetime | None:
+        day: date | None = self._convert(segment, date_field, sap_date)
+        clock = self._convert(segment, time_field, sap_time)
+        return sap_local_datetime(day, clock, zone, end_of_day=end_of_day)
+
+    def _recipe(self, header: etree._Element) -> RecipeReference | None:
+        parts = (
+            self._text(header, "PLNTY"),
+            self._text(header, "PLNNR"),
+            self._text(header, "PLNAL"),
+        )
+        if not any(parts):
+            return None
+        return RecipeReference(task_list_type=parts[0], task_list=parts[1], counter=parts[2])
+
+    def _status(self, segment: etree._Element, status_segment: str) -> tuple[str, ...]:
+        return tuple(
+            text
+            for status in segment.findall(status_segment)
+            if (text := self._text(status, "STAT")) is not None
+        )
+
+    def _items(self, header: etree._Element) -> Iterator[OrderItem]:
+        for item in header.findall("E1AFPOL"):
+            material = self._material(item)
+            quantity = self._quantity(item, "PSMNG", "MEINS", required=True)
+            batch = self._convert(item, "CHARG", sap_batch)
+            if material is None or quantity is None:
+                continue
+            yield OrderItem(
+                position=self._text(item, "POSNR"),
+                material=material,
+                quantity=quantity,
+                batch=batch,
+                storage_location=self._text(item, "LGORT"),
+            )
+
+    def _phases(self, header: etree._Element, plant: str, zone: ZoneInfo) -> Iterator[Phase]:
+        for sequence in header.findall("E1AFFLL"):
+            sequence_number = self._text(sequence, "PLNFL")
+            for operation in sequence.findall("E1AFVOL"):
+                number = self._required_text(operation, "VORNR", "the phase number VORNR")
+                components = tuple(self._components(operation, plant))
+                if number is None:
+                    continue
+                yield Phase(
+                    sequence=sequence_number,
+                    number=number,
+                    description=self._text(operation, "LTXA1"),
+                    work_center=self._text(operation, "ARBPL"),
+                    control_key=self._text(operation, "STEUS"),
+                    quantity=self._quantity(operation, "MGVRG", "MEINH", required=False),
+                    earliest_start=self._datetime(
+                        operation, "FSAVD", "FSAVZ", zone, end_of_day=False
+                    ),
+                    earliest_finish=self._datetime(
+                        operation, "FSEDD", "FSEDZ", zone, end_of_day=True
+                    ),
+                    status=self._status(operation, "E1JSTVL"),
+                    components=components,
+                )
+
+    def _components(self, operation: etree._Element, plant: str) -> Iterator[Component]:
+        for reservation in operation.findall("E1RESBL"):
+            material = self._material(reservation)
+            quantity = self._quantity(
+                reservation, "BDMNG", "MEINS", required=True, allow_negative=True
+            )
+            role = self._role(reservation)
+            if material is None or quantity is None or role is None:
+                continue
+            if quantity.value < 0:
+                # SAP shows by-products with a negative requirement; a negative issue is an error.
+                if role is not ComponentRole.BY_PRODUCT:
+                    element = self._field(reservation, "BDMNG")
+                    assert element is not None
+                    self._findings.append(
+                        Finding(
+                            where=self._tree.getpath(element),
+                            line=_line(element),
+                            value=element.text,
+                            expected="a quantity of zero or more for a component issued (SHKZG H)",
+                        )
+                    )
+                    continue
+                quantity = Quantity(value=-quantity.value, unit=quantity.unit)
+            yield Component(
+                reservation=self._text(reservation, "RSNUM"),
+                reservation_item=self._text(reservation, "RSPOS"),
+                item_number=self._text(reservation, "POSNR"),
+                material=material,
+                plant=self._text(reservation, "WERKS") or plant,
+                storage_location=self._text(reservation, "LGORT"),
+                batch=self._convert(reservation, "CHARG", sap_batch),
+                required=quantity,
+                requirement_date=self._convert(reservation, "BDTER", sap_date),
+                movement_type=self._text(reservation, "BWART"),
+                role=role,
+                deleted=self._flag(reservation, "XLOEK"),
+                final_issue=self._flag(reservation, "KZEAR"),
+                backflush=self._flag(reservation, "RGEKZ"),
+            )
+
+    def _role(self, reservation: etree._Element) -> ComponentRole | None:
+        indicator = self._field(reservation, "SHKZG")
+        if indicator is not None:
+            code = (indicator.text or "").strip().upper()
+            if code == "H":
+                return ComponentRole.CONSUMED
+            if code == "S":
+                return ComponentRole.BY_PRODUCT
+            self._findings.append(
+                Finding(
+                    where=self._tree.getpath(indicator),
+                    line=_line(indicator),
+                    value=indicator.text,
+                    expected="H (issue) or S (receipt of a co-/by-product)",
+                )
+            )
+            return None
+        movement = self._text(reservation, "BWART")
+        if movement in _CONSUMING_MOVEMENTS:
+            return ComponentRole.CONSUMED
+        if movement in _RECEIVING_MOVEMENTS:
+            return ComponentRole.BY_PRODUCT
+        self._missing(
+            reservation,
+            "SHKZG",
+            "the debit/credit indicator SHKZG (H or S), or a movement type BWART that implies it",
+        )
+        return None
+
+    def _flag(self, segment: etree._Element, name: str) -> bool:
+        return (self._text(segment, name) or "").upper() in _TRUE_FLAGS
+
+
+def _line(element: etree._Element) -> int | None:
+    # lxml-stubs leave sourceline untyped; lxml gives an int, or None for built trees.
+    line = element.sourceline
+    return line if isinstance(line, int) else None
+
+
+def _placeholder_quantity() -> Quantity:
+    # Only built when a finding was recorded; raise_if_failed() raises before it escapes.
+    return Quantity(value=Decimal(0), unit=Unit(sap="", iso=""))
