@@ -1,1 +1,1 @@
-"""Versioned message contracts: schema files, the registry that identifies and validates messages."""
+"""Versioned message contracts: schema files and the registry that identifies and validates."""

@@ -57,9 +57,7 @@ def parse_loipro(root: etree._Element, profile: MappingProfile) -> list[ProcessO
     if not idocs:
         raise MappingError(
             "the document holds no IDOC element",
-            findings=[
-                Finding(where=f"/{root.tag}", line=_line(root), expected="one or more IDOC")
-            ],
+            findings=[Finding(where=f"/{root.tag}", line=_line(root), expected="one or more IDOC")],
         )
     return [_IdocReader(idoc, profile).order() for idoc in idocs]
 

@@ -1,0 +1,46 @@
+"""Build the runtime's parts from settings, once: used by the CLI and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from contracts.registry import ContractRegistry
+from integration.intake import IntakeLimits, require_lxml
+from integration.mapping_files import load_mapping_profile
+from integration.routes import Translator
+from integration.settings import Settings
+from transforms.mapping import MappingProfile
+
+__all__ = ["Components"]
+
+
+@dataclass(frozen=True)
+class Components:
+    """Lazily built, checked-once parts of mesbridge for one set of settings."""
+
+    settings: Settings
+
+    @cached_property
+    def limits(self) -> IntakeLimits:
+        return IntakeLimits(max_bytes=self.settings.max_message_bytes)
+
+    @cached_property
+    def registry(self) -> ContractRegistry:
+        require_lxml()
+        official = self.settings.b2mml_official_dir
+        return ContractRegistry.load(
+            self.settings.contract_dirs(),
+            official_b2mml_dir=Path(official) if official else None,
+        )
+
+    @cached_property
+    def profile(self) -> MappingProfile:
+        path = self.settings.mapping_file
+        return load_mapping_profile(Path(path) if path else None)
+
+    def translator(self, pasx_version: str | None = None) -> Translator:
+        return Translator(
+            self.registry, self.profile, pasx_version=pasx_version or self.settings.pasx_profile
+        )

@@ -1,0 +1,206 @@
+"""Routes: from an accepted input message to validated output documents, one step at a time.
+
+``Translator.accept`` identifies the input's contract and validates it;
+``Translator.outputs`` maps it to the canonical model, transforms it for one
+target and validates every output against its own contract before anyone can
+deliver it. Both the offline CLI and the service use this, so what
+``mesbridge transform`` prints is exactly what the service would send.
+
+Each output carries a deterministic message id derived from the input, so a
+resend after a crash is recognisable downstream (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from lxml import etree
+
+from contracts.errors import ConfigurationError, MappingError, MesbridgeError
+from contracts.registry import Contract, ContractRegistry, describe_message
+from integration.intake import JsonMessage, XmlMessage
+from transforms.b2mml_schedule import (
+    B2MML_VERSIONS,
+    B2mmlVersion,
+    schedule_document_id,
+    to_pasx_schedule,
+)
+from transforms.loipro import parse_loipro
+from transforms.mapping import MappingProfile
+from transforms.model import ProcessOrder
+from transforms.tulip_workorder import order_to_tulip_record
+
+__all__ = ["Accepted", "Output", "Target", "Translator"]
+
+# Namespace for the deterministic ids of outputs (uuid5), fixed forever.
+_OUTPUT_ID_NAMESPACE = uuid.UUID("5f6b2a0e-3c61-4d7e-9a55-1f2d0c8e7b41")
+
+_PASX_OUTPUTS = {
+    "V0600": ("b2mml/ProductionSchedule/V0600", "pasx.ProductionSchedule", "ProductionSchedule"),
+    "V7": ("b2mml/OperationsSchedule/V7", "pasx.OperationsSchedule", "OperationsSchedule"),
+}
+_TULIP_OUTPUT = ("tulip/workorder/1", "tulip.workorders")
+
+
+class Target(StrEnum):
+    PASX = "pasx"
+    TULIP = "tulip"
+    SAP = "sap"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """An input message whose contract is known and whose content satisfies it."""
+
+    message: XmlMessage | JsonMessage
+    contract: Contract
+    message_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    target: Target
+    contract: str
+    message_id: str
+    routing_key: str
+    body: bytes
+    content_type: str
+    file_name: str
+    order_numbers: tuple[str, ...]
+
+
+class Translator:
+    """Identify, validate, transform and validate again; raises ``contracts.errors`` classes."""
+
+    def __init__(
+        self, registry: ContractRegistry, profile: MappingProfile, *, pasx_version: str = "V0600"
+    ) -> None:
+        if pasx_version not in B2MML_VERSIONS:
+            raise ConfigurationError(
+                f"PAS-X profile {pasx_version!r} is not supported; "
+                f"supported: {', '.join(B2MML_VERSIONS)}"
+            )
+        self._registry = registry
+        self._profile = profile
+        self._pasx_version: B2mmlVersion = "V7" if pasx_version == "V7" else "V0600"
+
+    def accept(self, message: XmlMessage | JsonMessage) -> Accepted:
+        if isinstance(message, XmlMessage):
+            message_ref = f"{message.source}: {describe_message(message.root)}"
+            try:
+                contract = self._registry.validate_xml(message.root)
+            except MesbridgeError as exc:
+                raise exc.with_message_ref(message_ref) from exc
+        else:
+            message_ref = message.source
+            try:
+                contract = self._registry.validate_json(message.data)
+            except MesbridgeError as exc:
+                raise exc.with_message_ref(message_ref) from exc
+        return Accepted(message=message, contract=contract, message_ref=message_ref)
+
+    def targets(self, accepted: Accepted) -> tuple[Target, ...]:
+        """The targets this input can be transformed for."""
+        if _is_process_order(accepted.contract):
+            return (Target.PASX, Target.TULIP)
+        return ()
+
+    def orders(self, accepted: Accepted) -> list[ProcessOrder]:
+        if not _is_process_order(accepted.contract) or not isinstance(accepted.message, XmlMessage):
+            raise MappingError(
+                f"{accepted.contract.key} is not a process order",
+                message_ref=accepted.message_ref,
+            )
+        try:
+            return parse_loipro(accepted.message.root, self._profile)
+        except MesbridgeError as exc:
+            # In a file of several IDocs, name the one that failed as well as the file.
+            ref = accepted.message_ref
+            if exc.message_ref and exc.message_ref not in ref:
+                ref = f"{ref}, {exc.message_ref}"
+            raise exc.with_message_ref(ref) from exc
+
+    def outputs(
+        self,
+        accepted: Accepted,
+        target: Target,
+        *,
+        created_at: datetime,
+        combine: bool = False,
+    ) -> list[Output]:
+        """One output per order; with ``combine``, one output holding every order of the input."""
+        supported = self.targets(accepted)
+        if target not in supported:
+            raise MappingError(
+                f"{accepted.contract.key} cannot be transformed for {target.value}; "
+                f"possible targets: {', '.join(t.value for t in supported) or 'none'}",
+                message_ref=accepted.message_ref,
+            )
+        orders = self.orders(accepted)
+        groups = [orders] if combine else [[order] for order in orders]
+        render: Callable[[Sequence[ProcessOrder], datetime], Output] = (
+            self._pasx if target is Target.PASX else self._tulip
+        )
+        try:
+            return [render(group, created_at) for group in groups]
+        except MesbridgeError as exc:
+            raise exc.with_message_ref(accepted.message_ref) from exc
+
+    # -- renderers ----------------------------------------------------------------
+
+    def _pasx(self, orders: Sequence[ProcessOrder], created_at: datetime) -> Output:
+        contract_key, routing_key, noun = _PASX_OUTPUTS[self._pasx_version]
+        document = to_pasx_schedule(
+            orders, self._profile, created_at=created_at, version=self._pasx_version
+        )
+        self._registry.validate_xml(document, self._registry.get(contract_key))
+        body = etree.tostring(document, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        return Output(
+            target=Target.PASX,
+            contract=contract_key,
+            message_id=schedule_document_id(orders),
+            routing_key=routing_key,
+            body=body,
+            content_type="application/xml",
+            file_name=f"{_stem(orders)}.{noun}.{self._pasx_version}.xml",
+            order_numbers=tuple(order.order_number for order in orders),
+        )
+
+    def _tulip(self, orders: Sequence[ProcessOrder], created_at: datetime) -> Output:
+        contract_key, routing_key = _TULIP_OUTPUT
+        contract = self._registry.get(contract_key)
+        records = [order_to_tulip_record(order, self._profile) for order in orders]
+        for record in records:
+            self._registry.validate_json(record, contract)
+        payload: object = records[0] if len(records) == 1 else records
+        body = (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        return Output(
+            target=Target.TULIP,
+            contract=contract_key,
+            message_id=_output_id(orders, contract_key),
+            routing_key=routing_key,
+            body=body,
+            content_type="application/json",
+            file_name=f"{_stem(orders)}.workorder.json",
+            order_numbers=tuple(order.order_number for order in orders),
+        )
+
+
+def _is_process_order(contract: Contract) -> bool:
+    return contract.key.family == "sap-idoc" and contract.key.type.startswith("LOIPRO")
+
+
+def _output_id(orders: Sequence[ProcessOrder], contract_key: str) -> str:
+    parts = ["|".join((*order.control.idempotency_key, order.order_number)) for order in orders]
+    return str(uuid.uuid5(_OUTPUT_ID_NAMESPACE, contract_key + "\n" + "\n".join(parts)))
+
+
+def _stem(orders: Sequence[ProcessOrder]) -> str:
+    first = orders[0]
+    stem = f"{first.order_number}-{first.control.docnum}"
+    return stem if len(orders) == 1 else f"{stem}+{len(orders) - 1}"
