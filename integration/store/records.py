@@ -1,0 +1,197 @@
+"""The values that go into the store and come out of it (frozen dataclasses, no database code).
+
+Failure modes: constructing a record with a naive timestamp, an empty key or
+a content hash that is not 64 lowercase hex digits raises ``ValueError``:
+those are caller bugs, found before any database work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from contracts.errors import Finding, MesbridgeError
+
+__all__ = [
+    "FailedMessage",
+    "InboundRecord",
+    "InboxEntry",
+    "OutboundMessage",
+    "OutboxRow",
+    "SettleOutcome",
+]
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} {value.isoformat()} has no time zone; the store keeps instants")
+
+
+def _require_text(name: str, value: str) -> None:
+    if not value:
+        raise ValueError(f"{name} is empty")
+
+
+class SettleOutcome(Enum):
+    """What ``Store.settle_batch`` did with one input."""
+
+    ACCEPTED = "accepted"  # first time seen: inbox row and outbox rows written
+    DUPLICATE = "duplicate"  # key seen before with the same content: ack and count it
+    CONFLICT = "conflict"  # key seen before with different content: park it for review
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundMessage:
+    """One output to deliver, written to the outbox with its input."""
+
+    message_id: str  # deterministic (derived from the input): a resend is recognisable
+    destination: str  # "amqp", "tulip", ...
+    exchange: str | None
+    routing_key: str
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+
+    def __post_init__(self) -> None:
+        _require_text("OutboundMessage.message_id", self.message_id)
+        _require_text("OutboundMessage.destination", self.destination)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundRecord:
+    """One input to settle: its identity, its content hash and the outputs it produced."""
+
+    idempotency_key: str  # built by the caller, e.g. "sap-idoc:ERPCLNT200:LOIPRO:0000000000815001"
+    content_sha256: str  # lowercase hex of the input's bytes
+    route: str
+    contract: str
+    source_message_id: str | None
+    received_at: datetime
+    outputs: Sequence[OutboundMessage] = ()
+
+    def __post_init__(self) -> None:
+        _require_text("InboundRecord.idempotency_key", self.idempotency_key)
+        if not _SHA256_HEX.fullmatch(self.content_sha256):
+            raise ValueError(
+                f"InboundRecord {self.idempotency_key}: content_sha256 "
+                f"{self.content_sha256!r} is not 64 lowercase hex digits"
+            )
+        _require_aware("InboundRecord.received_at", self.received_at)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboxEntry:
+    """An inbox row: the first input that took effect under its key."""
+
+    id: int
+    idempotency_key: str
+    content_sha256: str
+    route: str
+    contract: str
+    source_message_id: str | None
+    received_at: datetime
+    settled_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxRow:
+    """A pending outbox row as handed to a relay, claimed until ``claimed_until``."""
+
+    id: int
+    inbox_id: int
+    message_id: str
+    destination: str
+    exchange: str | None
+    routing_key: str
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+    created_at: datetime
+    claimed_by: str | None
+    claimed_until: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedMessage:
+    """A parked input, kept whole for an analyst: bytes, headers, what failed and where."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    route: str
+    contract: str | None
+    error_class: str
+    error_text: str
+    findings: Sequence[Finding] = ()
+    attempts: int = 1
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: str = "parked"
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_aware("FailedMessage.first_failed_at", self.first_failed_at)
+        _require_aware("FailedMessage.last_failed_at", self.last_failed_at)
+        if self.attempts < 1:
+            raise ValueError(f"FailedMessage.attempts is {self.attempts}; at least 1 expected")
+
+    @classmethod
+    def from_error(
+        cls,
+        error: MesbridgeError,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        route: str,
+        contract: str | None,
+        attempts: int,
+        first_failed_at: datetime,
+        last_failed_at: datetime,
+        idempotency_key: str | None = None,
+    ) -> FailedMessage:
+        """The record for a message that failed with ``error``: its class, text and findings."""
+        return cls(
+            body=body,
+            headers=headers,
+            route=route,
+            contract=contract,
+            error_class=type(error).__name__,
+            error_text=error.render(),
+            findings=error.findings,
+            attempts=attempts,
+            first_failed_at=first_failed_at,
+            last_failed_at=last_failed_at,
+            idempotency_key=idempotency_key,
+        )
+
+
+def findings_to_json(findings: Sequence[Finding]) -> list[dict[str, str | int | None]]:
+    """The JSON form kept in ``failed_message.findings``: ``{where, line, value, expected}``."""
+    return [
+        {"where": f.where, "line": f.line, "value": f.value, "expected": f.expected}
+        for f in findings
+    ]
+
+
+def findings_from_json(raw: object) -> tuple[Finding, ...]:
+    if not isinstance(raw, list):
+        raise ValueError(f"failed_message.findings is {type(raw).__name__}, a JSON list expected")
+    found: list[Finding] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ValueError(f"failed_message.findings holds {item!r}, an object expected")
+        line = item.get("line")
+        value = item.get("value")
+        found.append(
+            Finding(
+                where=str(item["where"]),
+                expected=str(item["expected"]),
+                value=None if value is None else str(value),
+                line=None if line is None else int(line),
+            )
+        )
+    return tuple(found)

@@ -1,0 +1,400 @@
+"""The inbox/outbox store: an input's effect happens exactly once, however often it is delivered.
+
+``settle_batch`` writes, for up to B inputs in ONE transaction, an inbox row
+per new idempotency key and the outbox rows of its outputs. The database
+decides what is new (unique key + ``INSERT … ON CONFLICT DO NOTHING``), so
+any number of service instances may share one PostgreSQL. A repeated key
+with the same content hash is a DUPLICATE, with another hash a CONFLICT;
+neither writes anything. Inside one batch the first entry of a key wins;
+later ones are judged against what the inbox then holds, so a batch has the
+outcomes its entries would have if settled one after the other.
+
+Relays take pending outbox rows with ``pending_outbox``, which claims them
+for a lease (``claimed_by``/``claimed_until``) in one UPDATE; on PostgreSQL
+the candidate rows are picked ``FOR UPDATE SKIP LOCKED``, so competing relays
+never receive the same row while a lease runs. A relay that dies loses its
+lease and the rows go out again: publishing is at-least-once, and the
+deterministic ``message_id`` lets the receiver recognise the resend.
+
+Failure modes: an unreachable or busy database raises
+``contracts.errors.TransientError`` (see ``translate.py``); any other
+integrity error (e.g. two outputs with the same ``message_id``) rolls the
+whole batch back and propagates: it is a bug, not a repeat. Unsupported URLs
+raise ``ConfigurationError``.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from contracts.errors import ConfigurationError
+
+from .engine import READ_ONLY, create_store_engine, safe_url
+from .migrate import current_revision, head_revision, upgrade
+from .models import failed_message, inbox, outbox
+from .records import (
+    FailedMessage,
+    InboundRecord,
+    InboxEntry,
+    OutboxRow,
+    SettleOutcome,
+    findings_from_json,
+    findings_to_json,
+)
+from .translate import translate_errors
+
+__all__ = ["DEFAULT_CLAIM_LEASE", "Store"]
+
+DEFAULT_CLAIM_LEASE = timedelta(seconds=60)
+# Keys per IN (...) list: far below SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 500
+
+_OUTBOX_COLUMNS = (
+    outbox.c.id,
+    outbox.c.inbox_id,
+    outbox.c.message_id,
+    outbox.c.destination,
+    outbox.c.exchange,
+    outbox.c.routing_key,
+    outbox.c.headers,
+    outbox.c.body,
+    outbox.c.content_type,
+    outbox.c.created_at,
+    outbox.c.claimed_by,
+    outbox.c.claimed_until,
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class Store:
+    """Inbox, outbox and failed messages in one SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        instance_id: str | None = None,
+        claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ConfigurationError(f"the store cannot run on {engine.dialect.name}")
+        if claim_lease <= timedelta(0):
+            raise ValueError(f"claim_lease must be positive, got {claim_lease}")
+        self._engine = engine
+        self._database = safe_url(engine.url)
+        self._dialect = engine.dialect.name
+        self._clock = clock
+        self._claim_lease = claim_lease
+        self.instance_id = instance_id or _default_instance_id()
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        instance_id: str | None = None,
+        claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> Store:
+        """A store on ``url``; with ``migrate`` the schema is brought to head first.
+
+        Without ``migrate`` nothing touches the database yet; call
+        ``check_schema`` at start-up to refuse an outdated schema clearly.
+        """
+        engine = create_store_engine(url)
+        try:
+            if migrate:
+                upgrade(engine)
+            return cls(engine, instance_id=instance_id, claim_lease=claim_lease, clock=clock)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- inbox + outbox -------------------------------------------------------------------
+
+    def settle_batch(self, records: Sequence[InboundRecord]) -> list[SettleOutcome]:
+        """Settle ``records`` in ONE transaction; one outcome per record, in order."""
+        if not records:
+            return []
+        leader_of: dict[str, int] = {}
+        for index, record in enumerate(records):
+            leader_of.setdefault(record.idempotency_key, index)
+        # Keys in sorted order: concurrent batches then wait on each other's keys in one
+        # order and cannot deadlock.
+        leaders = sorted(leader_of.items())
+        now = self._clock()
+        with (
+            translate_errors(f"settling a batch of {len(records)}", database=self._database),
+            self._engine.begin() as connection,
+        ):
+            inserted = self._insert_inbox(connection, [records[i] for _, i in leaders], now)
+            kept = self._stored_hashes(connection, [k for k, _ in leaders if k not in inserted])
+            outbox_rows: list[dict[str, Any]] = []
+            for key, index in leaders:
+                if key in inserted:
+                    kept[key] = records[index].content_sha256
+                    outbox_rows.extend(_outbox_values(inserted[key], records[index], now))
+            if outbox_rows:
+                connection.execute(insert(outbox), outbox_rows)
+        # Every entry but an accepted leader is judged against what the inbox now holds,
+        # so a batch has the outcomes its entries would have one after the other.
+        return [
+            SettleOutcome.ACCEPTED
+            if leader_of[r.idempotency_key] == index and r.idempotency_key in inserted
+            else _repeat(kept[r.idempotency_key], r.content_sha256)
+            for index, r in enumerate(records)
+        ]
+
+    def _insert_inbox(
+        self, connection: Connection, records: Sequence[InboundRecord], now: datetime
+    ) -> dict[str, int]:
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(inbox)
+            .on_conflict_do_nothing(index_elements=[inbox.c.idempotency_key])
+            .returning(inbox.c.idempotency_key, inbox.c.id)
+        )
+        rows = connection.execute(
+            statement,
+            [
+                {
+                    "idempotency_key": r.idempotency_key,
+                    "content_sha256": r.content_sha256,
+                    "route": r.route,
+                    "contract": r.contract,
+                    "source_message_id": r.source_message_id,
+                    "received_at": r.received_at,
+                    "settled_at": now,
+                }
+                for r in records
+            ],
+        )
+        return dict(rows.all())
+
+    def _stored_hashes(self, connection: Connection, keys: Sequence[str]) -> dict[str, str]:
+        stored: dict[str, str] = {}
+        for chunk in _chunks(keys):
+            query = select(inbox.c.idempotency_key, inbox.c.content_sha256).where(
+                inbox.c.idempotency_key.in_(chunk)
+            )
+            stored.update(connection.execute(query).all())
+        absent = [key for key in keys if key not in stored]
+        if absent:
+            # ON CONFLICT skipped these keys, so a committed row must exist.
+            raise RuntimeError(f"inbox keys neither inserted nor found: {absent[:5]}")
+        return stored
+
+    def lookup(self, idempotency_key: str) -> InboxEntry | None:
+        """The inbox row that took effect under ``idempotency_key``, if any."""
+        with (
+            translate_errors("reading the inbox", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            row = connection.execute(
+                select(inbox).where(inbox.c.idempotency_key == idempotency_key)
+            ).first()
+        if row is None:
+            return None
+        return InboxEntry(**row._asdict())
+
+    def pending_outbox(self, *, limit: int, destination: str | None = None) -> list[OutboxRow]:
+        """Claim up to ``limit`` unsent rows, oldest first, for this instance's lease.
+
+        A row comes back again only after its lease ran out without ``mark_sent``
+        (its relay died or gave it back with ``release``).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        now = self._clock()
+        candidates = select(outbox.c.id).where(
+            outbox.c.sent_at.is_(None),
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now),
+        )
+        if destination is not None:
+            candidates = candidates.where(outbox.c.destination == destination)
+        candidates = (
+            candidates.order_by(outbox.c.created_at, outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time
+        )
+        claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(candidates.scalar_subquery()))
+            .values(claimed_by=self.instance_id, claimed_until=now + self._claim_lease)
+            .returning(*_OUTBOX_COLUMNS)
+        )
+        with (
+            translate_errors("claiming outbox rows", database=self._database),
+            self._engine.begin() as connection,
+        ):
+            rows = connection.execute(claim).all()
+        claimed = [_outbox_row(row) for row in rows]
+        claimed.sort(key=lambda r: (r.created_at, r.id))
+        return claimed
+
+    def mark_sent(self, outbox_ids: Sequence[int], *, sent_at: datetime) -> None:
+        """Record that these rows were delivered (confirmed); repeating it changes nothing."""
+        if sent_at.tzinfo is None or sent_at.utcoffset() is None:
+            raise ValueError(f"sent_at {sent_at.isoformat()} has no time zone")
+        self._update_unsent(
+            outbox_ids,
+            {"sent_at": sent_at, "claimed_until": None},
+            "marking outbox rows sent",
+        )
+
+    def release(self, outbox_ids: Sequence[int]) -> None:
+        """Give claimed rows back at once (publishing failed), instead of waiting for the lease."""
+        self._update_unsent(
+            outbox_ids,
+            {"claimed_by": None, "claimed_until": None},
+            "releasing outbox rows",
+        )
+
+    def _update_unsent(self, ids: Sequence[int], values: Mapping[str, Any], action: str) -> None:
+        if not ids:
+            return
+        with (
+            translate_errors(action, database=self._database),
+            self._engine.begin() as connection,
+        ):
+            for chunk in _chunks(list(ids)):
+                connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(chunk), outbox.c.sent_at.is_(None))
+                    .values(**values)
+                )
+
+    def outbox_backlog(self) -> int:
+        """How many outbox rows are not yet sent (claimed or not)."""
+        query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        with (
+            translate_errors("counting the outbox backlog", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            return int(connection.execute(query).scalar_one())
+
+    # -- failed messages ------------------------------------------------------------------
+
+    def record_failure(self, failure: FailedMessage) -> int:
+        """Keep a parked message; every call adds a row (nothing is deduplicated away)."""
+        values = {
+            "idempotency_key": failure.idempotency_key,
+            "route": failure.route,
+            "contract": failure.contract,
+            "body": failure.body,
+            "headers": dict(failure.headers),
+            "error_class": failure.error_class,
+            "error_text": failure.error_text,
+            "findings": findings_to_json(failure.findings),
+            "attempts": failure.attempts,
+            "first_failed_at": failure.first_failed_at,
+            "last_failed_at": failure.last_failed_at,
+            "status": failure.status,
+        }
+        with (
+            translate_errors("recording a failed message", database=self._database),
+            self._engine.begin() as connection,
+        ):
+            new_id = connection.execute(
+                insert(failed_message).values(values).returning(failed_message.c.id)
+            ).scalar_one()
+        return int(new_id)
+
+    def get_failure(self, failure_id: int) -> FailedMessage | None:
+        """A failed message as recorded, or None when there is no such id."""
+        with (
+            translate_errors("reading a failed message", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            row = connection.execute(
+                select(failed_message).where(failed_message.c.id == failure_id)
+            ).first()
+        if row is None:
+            return None
+        values = row._asdict()
+        del values["id"]
+        values["findings"] = findings_from_json(values["findings"])
+        return FailedMessage(**values)
+
+    # -- operations -----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise ``TransientError`` unless the database answers (readiness)."""
+        with (
+            translate_errors("checking readiness", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            connection.execute(text("SELECT 1")).scalar_one()
+
+    def check_schema(self) -> None:
+        """Raise ``ConfigurationError`` unless the schema is at the revision this code needs."""
+        found, needed = current_revision(self._engine), head_revision()
+        if found != needed:
+            raise ConfigurationError(
+                f"database {self._database} has schema revision {found or 'none'}, this "
+                f"mesbridge needs {needed}: run `python -m integration.store upgrade`"
+            )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _repeat(stored_sha256: str, new_sha256: str) -> SettleOutcome:
+    if stored_sha256 == new_sha256:
+        return SettleOutcome.DUPLICATE
+    return SettleOutcome.CONFLICT
+
+
+def _outbox_values(inbox_id: int, record: InboundRecord, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "inbox_id": inbox_id,
+            "message_id": message.message_id,
+            "destination": message.destination,
+            "exchange": message.exchange,
+            "routing_key": message.routing_key,
+            "headers": dict(message.headers),
+            "body": message.body,
+            "content_type": message.content_type,
+            "created_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+            "sent_at": None,
+        }
+        for message in record.outputs
+    ]
+
+
+def _outbox_row(row: Row[Any]) -> OutboxRow:
+    values = row._asdict()
+    values["body"] = bytes(values["body"])
+    return OutboxRow(**values)
