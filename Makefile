@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv/ with the project, its dev tools and .venv/bin/mesbridge
 
 run: $(STAMP) ## run mesbridge on the embedded defaults and show it working
-	$(BIN)/python -m integration.demo
+	$(BIN)/mesbridge run --demo
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -12,7 +12,8 @@ importing upward.
     │   │   └── MalformedInput    not well-formed XML/JSON, invalid encoding, truncated
     │   ├── UnknownContract       well-formed, but no registered contract matches it
     │   ├── ContractViolation     fails its contract's schema (one finding per problem)
-    │   └── MappingError          valid, but a value cannot be mapped without guessing
+    │   ├── MappingError          valid, but a value cannot be mapped without guessing
+    │   └── IdempotencyConflict   a key seen before arrives with different content
     ├── TransientError            may succeed later: retry with backoff
     └── ConfigurationError        the installation is wrong; refuse to start
 
@@ -31,6 +32,7 @@ __all__ = [
     "ContractViolation",
     "Finding",
     "HostileInput",
+    "IdempotencyConflict",
     "MalformedInput",
     "MappingError",
     "MesbridgeError",
@@ -127,6 +129,10 @@ class ContractViolation(PermanentError):
 
 class MappingError(PermanentError):
     """The message is valid, but a value cannot be mapped without truncating or guessing."""
+
+
+class IdempotencyConflict(PermanentError):
+    """The idempotency key was seen before with other content: parked for review, never dropped."""
 
 
 class TransientError(MesbridgeError):

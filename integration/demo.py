@@ -1,65 +1,97 @@
-"""``make run``: show mesbridge working on the bundled example messages, on the embedded defaults.
+"""``mesbridge run --demo`` (``make run``): feed the bundled examples to the running service.
 
-Every example under ``deploy/examples/sap`` goes through the same steps the
-service takes (guard, identify, validate, transform, validate the output);
-outputs are written to ``var/demo/`` and a refused message shows the error an
-ERP analyst would see.
+Publishes every file under ``deploy/examples/sap`` to ``mesbridge.in`` as SAP
+would (one of them twice, to show deduplication), waits until the service has
+settled and delivered them, and tells a newcomer where the outputs, the
+metrics and the parked messages are. On the embedded broker the outputs are
+copied from the ``mesbridge.to-pasx`` queue into ``var/demo/out/``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 import click
+from sqlalchemy import text
 
-from contracts.errors import MesbridgeError
-from integration.bootstrap import Components
+from adapters.memory_broker import InMemoryBroker
+from integration.broker import Envelope
 from integration.intake import read_message
-from integration.routes import Target
-from integration.settings import Settings
+from integration.routes import inbound_routing_key
+from integration.service import Service
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "sap"
-OUT = Path("var") / "demo"
+OUT = Path("var") / "demo" / "out"
 
 
-def main() -> None:
-    components = Components(Settings.load(os.environ))
-    registry = components.registry
-    registry.check()
-    click.secho("mesbridge: offline run on the embedded defaults", bold=True)
-    click.echo(f"  contracts loaded: {', '.join(sorted(str(c.key) for c in registry))}")
-    click.echo(f"  mapping profile:  {components.profile.version}")
-    shutil.rmtree(OUT, ignore_errors=True)
-    now = datetime.now(UTC)
-    for path in sorted(EXAMPLES.glob("*.xml")):
-        click.echo()
-        click.secho(f"{path.name}", bold=True)
-        try:
-            message = read_message(path.read_bytes(), source=path.name, limits=components.limits)
-            for version in ("V0600", "V7"):
-                translator = components.translator(version)
-                accepted = translator.accept(message)
-                targets = [Target.PASX] if version == "V7" else [Target.PASX, Target.TULIP]
-                for target in targets:
-                    for output in translator.outputs(accepted, target, created_at=now):
-                        destination = OUT / target.value / output.file_name
-                        destination.parent.mkdir(parents=True, exist_ok=True)
-                        destination.write_bytes(output.body)
-                        click.echo(
-                            f"  ok  {output.contract:<32} order {', '.join(output.order_numbers)}"
-                            f"  -> {destination}"
-                        )
-        except MesbridgeError as exc:
-            click.secho(f"  refused ({type(exc).__name__}); the service would park it:", fg="red")
-            click.echo("  " + str(exc).replace("\n", "\n  "))
-    click.echo()
-    click.echo(
-        f"Outputs are in {OUT}/. Try: .venv/bin/mesbridge validate deploy/examples/sap/*.xml"
-    )
+def feed_examples(service: Service, *, timeout_s: float = 20.0) -> None:
+    paths = sorted(EXAMPLES.glob("*.xml"))
+    envelopes = []
+    for path in [*paths, paths[0]]:  # the first example again: a duplicate
+        data = path.read_bytes()
+        message = read_message(data, source=path.name, limits=service.components.limits)
+        key = inbound_routing_key(message)
+        envelopes.append(
+            Envelope(
+                exchange=service.topology.inbound_exchange,
+                routing_key=key,
+                body=data,
+                message_id=f"demo:{path.name}",
+                content_type="application/xml",
+            )
+        )
+    publisher = service.broker.publisher()
+    publisher.publish_batch(envelopes)
+    publisher.close()
+    click.echo(f"\nfed {len(envelopes)} example messages to mesbridge.in (one twice)", err=True)
+    store = service.store
+    assert store is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with store.engine.connect() as connection:
+            settled = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+            parked = connection.execute(text("SELECT count(*) FROM failed_message")).scalar_one()
+        if settled + parked >= len(paths) and store.outbox_backlog() == 0:
+            break
+        time.sleep(0.1)
+    _report(service, settled, parked)
 
 
-if __name__ == "__main__":
-    main()
+def _report(service: Service, settled: int, parked: int) -> None:
+    http = service.http
+    port = http.port if http else service.settings.http_port
+    lines = [
+        "",
+        f"settled {settled} input(s) (a duplicate has no second effect); parked {parked}",
+    ]
+    store = service.store
+    assert store is not None
+    with store.engine.connect() as connection:
+        failures = connection.execute(
+            text("SELECT id, route, error_class, error_text FROM failed_message ORDER BY id")
+        ).all()
+    for failure_id, route, error_class, error_text in failures:
+        lines.append(f"  parked #{failure_id} ({route}, {error_class}):")
+        lines += [f"    {line}" for line in str(error_text).splitlines()]
+    broker = service.broker
+    if isinstance(broker, InMemoryBroker):
+        OUT.mkdir(parents=True, exist_ok=True)
+        prefix = service.settings.topology_prefix
+        for queue in (f"{prefix}.to-pasx", service.topology.parked_queue):
+            while (delivery := broker.get(queue)) is not None:
+                kind = "parked" if queue.endswith("parked") else "pasx"
+                name = (delivery.message_id or str(delivery.delivery_tag)).replace(":", "_")
+                target = OUT / kind / f"{name}.xml"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(delivery.body)
+                lines.append(f"  {queue:<20} -> {target}")
+    lines += [
+        "",
+        f"metrics:        curl http://127.0.0.1:{port}/metrics | grep ^mesbridge_",
+        f"health:         curl http://127.0.0.1:{port}/readyz",
+        "validate a file: .venv/bin/mesbridge validate deploy/examples/sap/*.xml",
+        "",
+        "The service keeps running; Ctrl-C stops it (it drains the batch in hand first).",
+    ]
+    click.echo("\n".join(lines), err=True)

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from lxml import etree
 
-from contracts.errors import ConfigurationError, MappingError, MesbridgeError
+from contracts.errors import ConfigurationError, MappingError, MesbridgeError, UnusableInput
 from contracts.registry import Contract, ContractRegistry, describe_message
 from integration.intake import JsonMessage, XmlMessage
 from transforms.b2mml_schedule import (
@@ -35,7 +35,7 @@ from transforms.mapping import MappingProfile
 from transforms.model import ProcessOrder
 from transforms.tulip_workorder import order_to_tulip_record
 
-__all__ = ["Accepted", "Output", "Target", "Translator"]
+__all__ = ["Accepted", "Output", "Target", "Translator", "inbound_routing_key"]
 
 # Namespace for the deterministic ids of outputs (uuid5), fixed forever.
 _OUTPUT_ID_NAMESPACE = uuid.UUID("5f6b2a0e-3c61-4d7e-9a55-1f2d0c8e7b41")
@@ -45,6 +45,29 @@ _PASX_OUTPUTS = {
     "V7": ("b2mml/OperationsSchedule/V7", "pasx.OperationsSchedule", "OperationsSchedule"),
 }
 _TULIP_OUTPUT = ("tulip/workorder/1", "tulip.workorders")
+
+
+_B2MML_VERBS = ("Process", "Sync", "Show", "Get", "Acknowledge", "Change", "Cancel", "Respond")
+
+
+def inbound_routing_key(message: XmlMessage | JsonMessage) -> str:
+    """``sap.<MESTYP>``, ``pasx.<noun>`` or ``tulip.<event>`` (DESIGN §5), read from the message."""
+    if isinstance(message, JsonMessage):
+        event = message.data.get("event") if isinstance(message.data, dict) else None
+        if isinstance(event, str) and event:
+            return f"tulip.{event}"
+        raise UnusableInput("a JSON message without an 'event' field", message_ref=message.source)
+    root = message.root
+    mestyp = root.findtext("IDOC/EDI_DC40/MESTYP")
+    if mestyp:
+        return f"sap.{mestyp.strip()}"
+    name = etree.QName(root).localname
+    for verb in _B2MML_VERBS:
+        if name.startswith(verb) and len(name) > len(verb):
+            return f"pasx.{name[len(verb) :]}"
+    raise UnusableInput(
+        f"cannot tell where {name!r} goes; give --routing-key", message_ref=message.source
+    )
 
 
 class Target(StrEnum):
@@ -132,8 +155,12 @@ class Translator:
         *,
         created_at: datetime,
         combine: bool = False,
+        orders: Sequence[ProcessOrder] | None = None,
     ) -> list[Output]:
-        """One output per order; with ``combine``, one output holding every order of the input."""
+        """One output per order; with ``combine``, one output holding every order of the input.
+
+        ``orders`` saves parsing again when the caller already has ``self.orders(accepted)``.
+        """
         supported = self.targets(accepted)
         if target not in supported:
             raise MappingError(
@@ -141,8 +168,9 @@ class Translator:
                 f"possible targets: {', '.join(t.value for t in supported) or 'none'}",
                 message_ref=accepted.message_ref,
             )
-        orders = self.orders(accepted)
-        groups = [orders] if combine else [[order] for order in orders]
+        if orders is None:
+            orders = self.orders(accepted)
+        groups = [list(orders)] if combine else [[order] for order in orders]
         render: Callable[[Sequence[ProcessOrder], datetime], Output] = (
             self._pasx if target is Target.PASX else self._tulip
         )

@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,40 @@ class Settings:
     b2mml_official_dir: str = ""
     # B2MML profile for PAS-X schedules: V0600 or V7.
     pasx_profile: str = "V0600"
+    # Micro-batching: up to batch_size deliveries, or what arrived within batch_wait_ms,
+    # are settled in one database transaction and acknowledged with one multiple-ack.
+    batch_size: int = 100
+    batch_wait_ms: int = 5
+    prefetch: int = 200
+    # Names of exchanges and queues: <prefix>.in, <prefix>.out, <prefix>.parked, ...
+    topology_prefix: str = "mesbridge"
+    # Seconds a stopping service may take to finish its batch and flush the outbox.
+    shutdown_timeout_s: int = 30
+    # Tulip Tables API (flow F2): the route's Tulip target is off unless all four are set.
+    tulip_url: str = ""
+    tulip_api_key_id: str = ""
+    tulip_api_key_secret: str = field(default="", repr=False)
+    tulip_table_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pasx_profile not in ("V0600", "V7"):
+            raise ConfigurationError(
+                f"setting pasx_profile: {self.pasx_profile!r} is not supported; use V0600 or V7"
+            )
+        for name in ("batch_size", "prefetch", "http_port", "max_message_bytes"):
+            if getattr(self, name) < (0 if name == "http_port" else 1):
+                raise ConfigurationError(f"setting {name}: {getattr(self, name)} is too small")
+        if self.prefetch < self.batch_size:
+            raise ConfigurationError(
+                f"setting prefetch ({self.prefetch}) must be at least batch_size "
+                f"({self.batch_size}), or a batch can never fill"
+            )
+
+    @property
+    def tulip_enabled(self) -> bool:
+        return all(
+            (self.tulip_url, self.tulip_api_key_id, self.tulip_api_key_secret, self.tulip_table_id)
+        )
 
     @classmethod
     def load(cls, environ: Mapping[str, str], *, config_file: Path | None = None) -> Settings:

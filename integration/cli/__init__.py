@@ -8,7 +8,6 @@ wrong (invalid, unmappable, incompatible), 2 the input cannot be used at all
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -17,12 +16,27 @@ from contracts.errors import ConfigurationError
 from integration.bootstrap import Components
 from integration.cli.contracts_cmd import contracts
 from integration.cli.offline import transform, validate
+from integration.cli.service_cmd import run, send
 from integration.settings import Settings
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Turns a configuration error raised while a command builds its parts into exit 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            click.echo(f"mesbridge: configuration error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_file",
@@ -44,11 +58,9 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 cli.add_command(validate)
 cli.add_command(transform)
 cli.add_command(contracts)
+cli.add_command(run)
+cli.add_command(send)
 
 
 def main() -> None:
-    try:
-        cli.main(prog_name="mesbridge", standalone_mode=True)
-    except ConfigurationError as exc:  # raised lazily, while a command builds its parts
-        click.echo(f"mesbridge: configuration error: {exc}", err=True)
-        sys.exit(2)
+    cli.main(prog_name="mesbridge", standalone_mode=True)
