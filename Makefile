@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck pytest bench clean
+.PHONY: help install run test lint pytest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ pytest: $(STAMP) ## the pytest suite alone
 	$(BIN)/pytest
 
 test: lint pytest ## set up, then ruff, mypy and the whole test suite
+
+bench: $(STAMP) ## throughput, latency and memory of the service against raw pika (needs RabbitMQ)
+	$(BIN)/python -m tests.bench.run_bench $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from contracts.errors import IdempotencyConflict, TransientError
 from integration.broker import (
@@ -33,7 +34,7 @@ from integration.broker import (
     PublishResult,
 )
 from integration.metrics import Metrics, Outcome
-from integration.pipeline import Pipeline, PipelineResult
+from integration.pipeline import PipelineResult, RouteSpec
 from integration.store import FailedMessage, SettleOutcome, Store
 
 __all__ = ["BatchSettings", "ConsumerLoop"]
@@ -41,6 +42,12 @@ __all__ = ["BatchSettings", "ConsumerLoop"]
 log = logging.getLogger("mesbridge.consumer")
 
 _VALIDATION_ERRORS = frozenset({"ContractViolation", "UnknownContract"})
+
+
+class BatchProcessor(Protocol):
+    """The pipeline step for a batch: in this thread, or in worker processes."""
+
+    def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +65,8 @@ class ConsumerLoop:
     def __init__(
         self,
         *,
-        pipeline: Pipeline,
+        route: RouteSpec,
+        processor: BatchProcessor,
         broker: Broker,
         store: Store,
         metrics: Metrics,
@@ -66,7 +74,8 @@ class ConsumerLoop:
         settings: BatchSettings,
         on_settled: Callable[[], None] = lambda: None,
     ) -> None:
-        self._pipeline = pipeline
+        self._route = route
+        self._processor = processor
         self._broker = broker
         self._store = store
         self._metrics = metrics
@@ -82,7 +91,7 @@ class ConsumerLoop:
         self._stopping.set()
 
     def run(self) -> None:
-        route = self._pipeline.route
+        route = self._route
         backoff = self._settings.backoff_initial_s
         consumer: BrokerConsumer | None = None
         publisher: BrokerPublisher | None = None
@@ -111,10 +120,10 @@ class ConsumerLoop:
         consumer: BrokerConsumer,
         publisher: BrokerPublisher,
     ) -> None:
-        route = self._pipeline.route.name
+        route = self._route.name
         started = time.perf_counter()
         self._metrics.received(route, len(deliveries))
-        results = [self._pipeline.process(delivery) for delivery in deliveries]
+        results = self._processor.process(route, deliveries)
         processed_s = time.perf_counter() - started
         records = [result.record for result in results if result.record is not None]
         try:
@@ -194,7 +203,7 @@ class ConsumerLoop:
             log.error("parking-lot copy not confirmed for %d message(s)", len(envelopes))
 
     def _count(self, results: Sequence[PipelineResult], outcomes: Sequence[SettleOutcome]) -> None:
-        route = self._pipeline.route.name
+        route = self._route.name
         ok = sum(1 for outcome in outcomes if outcome is SettleOutcome.ACCEPTED)
         duplicate = sum(1 for outcome in outcomes if outcome is SettleOutcome.DUPLICATE)
         parked = len(results) - ok - duplicate

@@ -30,11 +30,12 @@ from integration.broker import Broker, QueueSpec, Topology
 from integration.consumer import BatchSettings, ConsumerLoop
 from integration.http import HttpServer, ReadinessCheck, create_app
 from integration.metrics import Metrics
-from integration.pipeline import Destination, Pipeline, RouteSpec
+from integration.pipeline import Destination, RouteSpec
 from integration.relay import AmqpSink, OutboxRelay, Sink, TulipSink
 from integration.routes import Target
 from integration.settings import Settings
 from integration.store import Store
+from integration.workers import InlinePipelines, PipelinePool, worker_count
 
 __all__ = ["PROCESS_ORDER_ROUTE", "Service", "build_topology", "process_order_route"]
 
@@ -106,6 +107,7 @@ class Service:
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self._tulip_client_factory = tulip_client_factory or TulipTablesClient
         self._running = _Running()
+        self._processor: InlinePipelines | PipelinePool | None = None
         self._stopped = threading.Event()
         self.store: Store | None = None
         self.http: HttpServer | None = None
@@ -140,6 +142,14 @@ class Service:
             components=["broker", "database", *(["tulip"] if settings.tulip_enabled else [])],
         )
         self.metrics = metrics
+        workers = worker_count(settings.pipeline_workers)
+        exchange = f"{prefix}.out"
+        self._processor = (
+            PipelinePool(settings, self.routes, exchange, workers=workers)
+            if workers
+            else InlinePipelines(settings, self.routes, exchange)
+        )
+        log.info("pipeline step: %s", f"{workers} worker processes" if workers else "in-thread")
         self.store = Store.connect(settings.database_url, migrate=True)
         metrics.set_connection("database", True)
         if self._broker is None:
@@ -158,12 +168,8 @@ class Service:
         )
         loops = [
             ConsumerLoop(
-                pipeline=Pipeline(
-                    route,
-                    self.components.translator(),
-                    limits=self.components.limits,
-                    outbound_exchange=self.topology.outbound_exchange,
-                ),
+                route=route,
+                processor=self._processor,
                 broker=self._broker,
                 store=self.store,
                 metrics=metrics,
@@ -172,6 +178,7 @@ class Service:
                 on_settled=_waker(relays),
             )
             for route in self.routes
+            for _ in range(settings.consumers)
         ]
         self._start_http()
         for relay in relays:
@@ -239,6 +246,8 @@ class Service:
             relay.stop()
         for thread in self._running.threads:
             thread.join(timeout)
+        if self._processor is not None:
+            self._processor.close()
         if self.http is not None:
             self.http.stop()
         if self.store is not None:

@@ -50,6 +50,10 @@ class Settings:
     batch_size: int = 100
     batch_wait_ms: int = 5
     prefetch: int = 200
+    # Consumer loops per route: while one settles its batch, another's is being processed.
+    consumers: int = 2
+    # Processes for the CPU-bound pipeline step: -1 one per CPU (none on one CPU), 0 in-thread.
+    pipeline_workers: int = -1
     # Names of exchanges and queues: <prefix>.in, <prefix>.out, <prefix>.parked, ...
     topology_prefix: str = "mesbridge"
     # Seconds a stopping service may take to finish its batch and flush the outbox.
@@ -65,8 +69,10 @@ class Settings:
             raise ConfigurationError(
                 f"setting pasx_profile: {self.pasx_profile!r} is not supported; use V0600 or V7"
             )
-        for name in ("batch_size", "prefetch", "http_port", "max_message_bytes"):
-            if getattr(self, name) < (0 if name == "http_port" else 1):
+        minimum = {"http_port": 0, "pipeline_workers": -1}
+        checked = ("batch_size", "prefetch", "http_port", "max_message_bytes", "pipeline_workers")
+        for name in (*checked, "consumers"):
+            if getattr(self, name) < minimum.get(name, 1):
                 raise ConfigurationError(f"setting {name}: {getattr(self, name)} is too small")
         if self.prefetch < self.batch_size:
             raise ConfigurationError(

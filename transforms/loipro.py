@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,24 @@ def parse_idoc_control(idoc: etree._Element) -> IdocControl:
     return control
 
 
+class _Segment:
+    """An IDoc segment with its fields indexed once by name (SAP sends each field at most once)."""
+
+    __slots__ = ("element", "fields")
+
+    def __init__(self, element: etree._Element) -> None:
+        self.element = element
+        fields: dict[str, etree._Element] = {}
+        for child in element:
+            tag = child.tag
+            if isinstance(tag, str) and tag not in fields:
+                fields[tag] = child
+        self.fields = fields
+
+    def children(self, name: str) -> list[_Segment]:
+        return [_Segment(child) for child in self.element.iterchildren(name)]
+
+
 class _IdocReader:
     """Reads one IDOC element, collecting findings instead of stopping at the first."""
 
@@ -83,13 +102,15 @@ class _IdocReader:
     # -- plumbing ---------------------------------------------------------------
 
     def _ref(self, element: etree._Element) -> FieldRef:
-        return FieldRef(self._tree.getpath(element), _line(element))
+        # The XPath is computed only if the value turns out to be wrong.
+        return FieldRef(partial(self._tree.getpath, element), _line(element))
 
-    def _missing(self, parent: etree._Element, name: str, expected: str) -> None:
+    def _missing(self, parent: _Segment | etree._Element, name: str, expected: str) -> None:
+        element = parent.element if isinstance(parent, _Segment) else parent
         self._findings.append(
             Finding(
-                where=f"{self._tree.getpath(parent)}/{name}",
-                line=_line(parent),
+                where=f"{self._tree.getpath(element)}/{name}",
+                line=_line(element),
                 expected=expected,
             )
         )
@@ -101,29 +122,38 @@ class _IdocReader:
             self._findings.extend(exc.findings)
             return None
 
-    def _field(self, segment: etree._Element, name: str) -> etree._Element | None:
-        element = segment.find(name)
+    def _field(self, segment: _Segment, name: str) -> etree._Element | None:
+        element = segment.fields.get(name)
         if element is None or not (element.text or "").strip():
             return None
         return element
 
-    def _text(self, segment: etree._Element, name: str) -> str | None:
-        element = self._field(segment, name)
-        return None if element is None else (element.text or "").strip()
+    def _text(self, segment: _Segment, name: str) -> str | None:
+        element = segment.fields.get(name)
+        if element is None:
+            return None
+        return (element.text or "").strip() or None
 
-    def _required_text(self, segment: etree._Element, name: str, expected: str) -> str | None:
+    def _required_text(self, segment: _Segment, name: str, expected: str) -> str | None:
         value = self._text(segment, name)
         if value is None:
             self._missing(segment, name, f"{expected} (required)")
         return value
 
     def _convert(
-        self, segment: etree._Element, name: str, convert: Callable[[str, FieldRef], T]
+        self, segment: _Segment, name: str, convert: Callable[[str, FieldRef], T]
     ) -> T | None:
-        element = self._field(segment, name)
+        element = segment.fields.get(name)
         if element is None:
             return None
-        return self._attempt(lambda: convert(element.text or "", self._ref(element)))
+        text = element.text
+        if not text or text.isspace():
+            return None
+        try:
+            return convert(text, self._ref(element))
+        except MappingError as exc:
+            self._findings.extend(exc.findings)
+            return None
 
     def raise_if_failed(self) -> None:
         if self._findings:
@@ -137,11 +167,12 @@ class _IdocReader:
     # -- segments ---------------------------------------------------------------
 
     def control(self) -> IdocControl:
-        record = self._idoc.find("EDI_DC40")
-        if record is None:
+        record_element = self._idoc.find("EDI_DC40")
+        if record_element is None:
             self._missing(self._idoc, "EDI_DC40", "the control record EDI_DC40")
             self.raise_if_failed()
             raise AssertionError("unreachable")
+        record = _Segment(record_element)
         docnum = self._required_text(record, "DOCNUM", "the IDoc number DOCNUM") or ""
         self._message_ref = f"IDoc {docnum or '(no DOCNUM)'}"
         created_day = self._convert(record, "CREDAT", sap_date)
@@ -169,11 +200,12 @@ class _IdocReader:
 
     def order(self) -> ProcessOrder:
         control = self.control()
-        header = self._idoc.find("E1AFKOL")
-        if header is None:
+        header_element = self._idoc.find("E1AFKOL")
+        if header_element is None:
             self._missing(self._idoc, "E1AFKOL", "the order header segment E1AFKOL")
             self.raise_if_failed()
             raise AssertionError("unreachable")
+        header = _Segment(header_element)
         assert self._profile is not None
         plant = self._required_text(header, "WERKS", "the plant WERKS") or ""
         zone = self._profile.plant_timezone(plant)
@@ -209,7 +241,7 @@ class _IdocReader:
         self.raise_if_failed()
         return order
 
-    def _material(self, segment: etree._Element) -> str | None:
+    def _material(self, segment: _Segment) -> str | None:
         if self._field(segment, "MATNR_LONG") is not None:
             return self._convert(
                 segment, "MATNR_LONG", lambda text, ref: sap_material(text, ref, long_field=True)
@@ -221,7 +253,7 @@ class _IdocReader:
 
     def _quantity(
         self,
-        segment: etree._Element,
+        segment: _Segment,
         value_field: str,
         unit_field: str,
         *,
@@ -257,7 +289,7 @@ class _IdocReader:
 
     def _datetime(
         self,
-        segment: etree._Element,
+        segment: _Segment,
         date_field: str,
         time_field: str,
         zone: ZoneInfo,
@@ -268,7 +300,7 @@ class _IdocReader:
         clock = self._convert(segment, time_field, sap_time)
         return sap_local_datetime(day, clock, zone, end_of_day=end_of_day)
 
-    def _recipe(self, header: etree._Element) -> RecipeReference | None:
+    def _recipe(self, header: _Segment) -> RecipeReference | None:
         parts = (
             self._text(header, "PLNTY"),
             self._text(header, "PLNNR"),
@@ -278,15 +310,15 @@ class _IdocReader:
             return None
         return RecipeReference(task_list_type=parts[0], task_list=parts[1], counter=parts[2])
 
-    def _status(self, segment: etree._Element, status_segment: str) -> tuple[str, ...]:
+    def _status(self, segment: _Segment, status_segment: str) -> tuple[str, ...]:
         return tuple(
             text
-            for status in segment.findall(status_segment)
+            for status in segment.children(status_segment)
             if (text := self._text(status, "STAT")) is not None
         )
 
-    def _items(self, header: etree._Element) -> Iterator[OrderItem]:
-        for item in header.findall("E1AFPOL"):
+    def _items(self, header: _Segment) -> Iterator[OrderItem]:
+        for item in header.children("E1AFPOL"):
             material = self._material(item)
             quantity = self._quantity(item, "PSMNG", "MEINS", required=True)
             batch = self._convert(item, "CHARG", sap_batch)
@@ -300,10 +332,10 @@ class _IdocReader:
                 storage_location=self._text(item, "LGORT"),
             )
 
-    def _phases(self, header: etree._Element, plant: str, zone: ZoneInfo) -> Iterator[Phase]:
-        for sequence in header.findall("E1AFFLL"):
+    def _phases(self, header: _Segment, plant: str, zone: ZoneInfo) -> Iterator[Phase]:
+        for sequence in header.children("E1AFFLL"):
             sequence_number = self._text(sequence, "PLNFL")
-            for operation in sequence.findall("E1AFVOL"):
+            for operation in sequence.children("E1AFVOL"):
                 number = self._required_text(operation, "VORNR", "the phase number VORNR")
                 components = tuple(self._components(operation, plant))
                 if number is None:
@@ -325,8 +357,8 @@ class _IdocReader:
                     components=components,
                 )
 
-    def _components(self, operation: etree._Element, plant: str) -> Iterator[Component]:
-        for reservation in operation.findall("E1RESBL"):
+    def _components(self, operation: _Segment, plant: str) -> Iterator[Component]:
+        for reservation in operation.children("E1RESBL"):
             material = self._material(reservation)
             quantity = self._quantity(
                 reservation, "BDMNG", "MEINS", required=True, allow_negative=True
@@ -366,7 +398,7 @@ class _IdocReader:
                 backflush=self._flag(reservation, "RGEKZ"),
             )
 
-    def _role(self, reservation: etree._Element) -> ComponentRole | None:
+    def _role(self, reservation: _Segment) -> ComponentRole | None:
         indicator = self._field(reservation, "SHKZG")
         if indicator is not None:
             code = (indicator.text or "").strip().upper()
@@ -395,7 +427,7 @@ class _IdocReader:
         )
         return None
 
-    def _flag(self, segment: etree._Element, name: str) -> bool:
+    def _flag(self, segment: _Segment, name: str) -> bool:
         return (self._text(segment, name) or "").upper() in _TRUE_FLAGS
 
 

@@ -8,6 +8,7 @@ They never truncate, round or guess: a value that does not fit is an error.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -36,13 +37,21 @@ _EMPTY_DATES = frozenset({"", "00000000"})
 
 
 class FieldRef:
-    """Where a value came from: a path like ``/LOIPRO01/IDOC[1]/E1AFKOL/GAMNG`` and its line."""
+    """Where a value came from: a path like ``/LOIPRO01/IDOC[1]/E1AFKOL/GAMNG`` and its line.
 
-    __slots__ = ("line", "where")
+    The path may be given as a function: it is then computed only when an error needs
+    it, which keeps the path off the per-field cost of a valid message.
+    """
 
-    def __init__(self, where: str, line: int | None = None) -> None:
-        self.where = where
+    __slots__ = ("_where", "line")
+
+    def __init__(self, where: str | Callable[[], str], line: int | None = None) -> None:
+        self._where = where
         self.line = line
+
+    @property
+    def where(self) -> str:
+        return self._where if isinstance(self._where, str) else self._where()
 
     def error(self, summary: str, value: str | None, expected: str) -> MappingError:
         return MappingError(

@@ -112,6 +112,7 @@ def make_service(broker_url: str, tmp_path: Path) -> Iterator[Callable[..., Harn
             batch_size=50,
             prefetch=100,
             shutdown_timeout_s=15,
+            pipeline_workers=0,
         ).replace(**overrides)
         service = Service(settings, broker=connect_broker(broker_url))
         service.start()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 from lxml import etree
 
 from contracts.registry import ContractRegistry
@@ -30,10 +31,11 @@ def _order(number: int, quantity: str = "41.250") -> bytes:
     return build_loipro([spec])
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "worker-processes"])
 def test_each_order_gives_exactly_one_valid_schedule_despite_duplicates(
-    make_service: Callable[..., Harness],
+    make_service: Callable[..., Harness], workers: int
 ) -> None:
-    harness = make_service()
+    harness = make_service(pipeline_workers=workers)
     orders = [_order(n) for n in range(1, 41)]
     harness.publish(orders + orders[:15])  # 15 redeliveries of the same content
     harness.wait_for(harness.settled(inputs=40))

@@ -1,0 +1,371 @@
+"""``make bench``: the process-order route through the running service, against raw pika.
+
+Both run in the same invocation on the same RabbitMQ, so their ratio is a fair
+figure on any machine:
+
+1. raw: N messages preloaded; a pika consumer publishes each to another
+   exchange (persistent) and acks it: no parsing, no database, no confirms.
+2. service: ``mesbridge run`` as a subprocess (PostgreSQL when reachable, else
+   SQLite); N realistic process orders (about 7 KB, 12 phases, 15 components,
+   unique DOCNUMs) preloaded, the service started, timed until N schedules are
+   in the outbound queue. Then latency: orders published at a steady rate below
+   capacity, each timed from publish to its schedule arriving (p50, p99).
+3. memory: the service's peak RSS (VmHWM) sampled while it works through
+   ``--memory-messages`` orders (100,000 by default), printed at checkpoints.
+
+It prints figures; it asserts nothing. Options: ``--messages``, ``--memory-messages``,
+``--latency-messages``, ``--database sqlite|postgres``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, build_loipro
+
+AMQP_URL = os.environ.get("MESBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def realistic_order(number: int) -> bytes:
+    phases = []
+    for p in range(1, 13):
+        components = [
+            ComponentSpec(
+                material=str(300000 + p * 10 + c),
+                quantity=f"{p}.{c:03d}",
+                batch=f"B{number % 100000:05d}{c}",
+                reservation_item=f"{p * 10 + c:04d}",
+            )
+            for c in range(1, 3 if p <= 3 else 2)
+        ]
+        phases.append(
+            PhaseSpec(
+                number=f"{p * 10:04d}", text=f"Phase {p} of the process", components=components
+            )
+        )
+    spec = OrderSpec(docnum=f"{number:016d}", order_number=str(1_000_000 + number), phases=phases)
+    return build_loipro([spec])
+
+
+def _channel(url: str = AMQP_URL) -> tuple[pika.BlockingConnection, BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    return connection, connection.channel()
+
+
+def preload(exchange: str, routing_key: str, bodies: list[bytes]) -> None:
+    connection, channel = _channel()
+    channel.confirm_delivery()
+    properties = pika.BasicProperties(delivery_mode=2, content_type="application/xml")
+    for body in bodies:
+        channel.basic_publish(exchange, routing_key, body, properties)
+    connection.close()
+
+
+def queue_depth(queue: str) -> int:
+    connection, channel = _channel()
+    depth = channel.queue_declare(queue, passive=True).method.message_count
+    connection.close()
+    return int(depth)
+
+
+def raw_pass_through(bodies: list[bytes]) -> float:
+    """DESIGN §3's baseline: consume → publish (persistent) → ack, no work."""
+    tag = uuid.uuid4().hex[:8]
+    source, sink, exchange = f"bench.raw.in.{tag}", f"bench.raw.out.{tag}", f"bench.raw.x.{tag}"
+    connection, channel = _channel()
+    channel.exchange_declare(exchange, "topic", durable=True)
+    channel.queue_declare(source, durable=True)
+    channel.queue_declare(sink, durable=True)
+    channel.queue_bind(sink, exchange, "#")
+    connection.close()
+    preload("", source, bodies)
+    connection, channel = _channel()
+    channel.basic_qos(prefetch_count=200)
+    remaining = len(bodies)
+    properties = pika.BasicProperties(delivery_mode=2)
+
+    def on_message(ch: BlockingChannel, method: object, _props: object, body: bytes) -> None:
+        nonlocal remaining
+        ch.basic_publish(exchange, "out", body, properties)
+        ch.basic_ack(method.delivery_tag)  # type: ignore[attr-defined]
+        remaining -= 1
+        if remaining == 0:
+            ch.stop_consuming()
+
+    channel.basic_consume(source, on_message)
+    started = time.perf_counter()
+    channel.start_consuming()
+    elapsed = time.perf_counter() - started
+    for queue in (source, sink):
+        channel.queue_delete(queue)
+    channel.exchange_delete(exchange)
+    connection.close()
+    return len(bodies) / elapsed
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    if kind == "postgres":
+        import psycopg
+
+        name = f"mesbridge_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    path = Path(f"/tmp/mesbridge-bench-{uuid.uuid4().hex[:8]}.db")
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+class RunningService:
+    """``mesbridge run`` in a subprocess with its own topology names."""
+
+    def __init__(self, database_url: str, prefix: str) -> None:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MESBRIDGE_")},
+            "MESBRIDGE_BROKER_URL": AMQP_URL,
+            "MESBRIDGE_DATABASE_URL": database_url,
+            "MESBRIDGE_HTTP_PORT": "0",
+            "MESBRIDGE_TOPOLOGY_PREFIX": prefix,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "integration", "run"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_log, daemon=True).start()
+        if not self._ready.wait(60):
+            self.stop()
+            raise RuntimeError("the service did not start:\n" + "".join(self.log[-20:]))
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            if "mesbridge running" in line:
+                self._ready.set()
+
+    def peak_rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def declare_only(prefix: str, database_url: str) -> None:
+    """Let the service declare its topology once, then stop it, so inputs can be preloaded."""
+    RunningService(database_url, prefix).stop()
+
+
+def cleanup(prefix: str) -> None:
+    connection, channel = _channel()
+    for queue in ("process-order", "to-pasx", "to-sap", "parked"):
+        channel.queue_delete(f"{prefix}.{queue}")
+    for exchange in ("in", "out", "dlx"):
+        channel.exchange_delete(f"{prefix}.{exchange}")
+    connection.close()
+
+
+def purge(queue: str) -> None:
+    connection, channel = _channel()
+    channel.queue_purge(queue)
+    connection.close()
+
+
+def service_throughput(database_url: str, prefix: str, bodies: list[bytes]) -> float:
+    preload(f"{prefix}.in", "sap.LOIPRO", bodies)
+    service = RunningService(database_url, prefix)
+    started = time.perf_counter()  # from "running": start-up (migrations, schema checks) excluded
+    try:
+        while queue_depth(f"{prefix}.to-pasx") < len(bodies):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+    finally:
+        service.stop()
+    return len(bodies) / elapsed
+
+
+def service_latency(
+    database_url: str, prefix: str, first: int, count: int, rate: float
+) -> tuple[float, float]:
+    purge(f"{prefix}.to-pasx")
+    service = RunningService(database_url, prefix)
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    done = threading.Event()
+
+    def collect() -> None:
+        connection, channel = _channel()
+
+        def on_message(ch: BlockingChannel, method: object, props: object, _body: bytes) -> None:
+            orders = str(props.headers.get("x-mesbridge-orders", ""))  # type: ignore[attr-defined]
+            received[orders] = time.perf_counter()
+            ch.basic_ack(method.delivery_tag)  # type: ignore[attr-defined]
+            if len(received) >= count:
+                ch.stop_consuming()
+
+        channel.basic_qos(prefetch_count=500)
+        channel.basic_consume(f"{prefix}.to-pasx", on_message)
+        channel.start_consuming()
+        connection.close()
+        done.set()
+
+    threading.Thread(target=collect, daemon=True).start()
+    connection, channel = _channel()
+    properties = pika.BasicProperties(delivery_mode=2, content_type="application/xml")
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    try:
+        for number in range(first, first + count):
+            body = realistic_order(number)
+            while time.perf_counter() < next_at:
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+            sent[f"{1_000_000 + number:012d}"] = time.perf_counter()
+            channel.basic_publish(f"{prefix}.in", "sap.LOIPRO", body, properties)
+            next_at += interval
+        connection.close()
+        done.wait(120)
+    finally:
+        service.stop()
+    latencies = sorted((received[k] - sent[k]) * 1000 for k in sent if k in received)
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return p50, p99
+
+
+def memory_run(database_url: str, prefix: str, total: int) -> list[tuple[int, float, float]]:
+    purge(f"{prefix}.to-pasx")
+    service = RunningService(database_url, prefix)
+    checkpoints: list[tuple[int, float, float]] = []
+    chunk = 5000
+    number = 10_000_000
+    try:
+        consumer_connection, consumer = _channel()
+        done = 0
+        while done < total:
+            preload(
+                f"{prefix}.in", "sap.LOIPRO", [realistic_order(number + i) for i in range(chunk)]
+            )
+            number += chunk
+            target = done + chunk
+            while True:
+                depth = queue_depth(f"{prefix}.to-pasx")
+                if depth >= chunk:
+                    break
+                time.sleep(0.05)
+            consumer.queue_purge(f"{prefix}.to-pasx")
+            done = target
+            checkpoints.append((done, service.rss_mib(), service.peak_rss_mib()))
+            print(
+                f"    {done:>7} orders: RSS {checkpoints[-1][1]:.0f} MiB, "
+                f"peak {checkpoints[-1][2]:.0f} MiB",
+                flush=True,
+            )
+        consumer_connection.close()
+    finally:
+        service.stop()
+    return checkpoints
+
+
+def postgres_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--latency-messages", type=int, default=2000)
+    parser.add_argument("--memory-messages", type=int, default=100_000)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default=None)
+    args = parser.parse_args()
+    kind = args.database or ("postgres" if postgres_reachable() else "sqlite")
+    bodies = [realistic_order(n) for n in range(1, args.messages + 1)]
+    size = statistics.mean(len(body) for body in bodies)
+    print(
+        f"mesbridge bench: {args.messages} process orders of {size / 1024:.1f} KB "
+        "(12 phases, 15 components)"
+    )
+    print(f"  broker {AMQP_URL.split('@')[-1]}, database {kind}")
+    raw = raw_pass_through(bodies)
+    print(f"  raw pika consume -> publish -> ack:   {raw:8.0f} msg/s")
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    with database(kind) as database_url:
+        try:
+            declare_only(prefix, database_url)
+            route = service_throughput(database_url, prefix, bodies)
+            print(f"  process-order route, end to end:      {route:8.0f} msg/s")
+            print(
+                f"  ratio route / raw:                    {route / raw:8.2f}"
+                "  (target >= 0.25, goal 0.5)"
+            )
+            rate = max(50.0, route * 0.5)
+            p50, p99 = service_latency(database_url, prefix, 5_000_000, args.latency_messages, rate)
+            print(
+                f"  latency at {rate:.0f} msg/s ({args.latency_messages} orders): "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            )
+            if args.memory_messages:
+                print(f"  memory over {args.memory_messages} orders:")
+                checkpoints = memory_run(database_url, prefix, args.memory_messages)
+                first_rss, last_rss = checkpoints[0][1], checkpoints[-1][1]
+                print(
+                    f"  RSS first checkpoint {first_rss:.0f} MiB, last {last_rss:.0f} MiB, "
+                    f"peak {checkpoints[-1][2]:.0f} MiB"
+                )
+        finally:
+            cleanup(prefix)
+
+
+if __name__ == "__main__":
+    main()
