@@ -233,7 +233,10 @@ class InMemoryBroker:
             self._cond.notify_all()
 
     def set_reachable(self, reachable: bool) -> None:
-        """Simulate an outage (``False``: existing connections drop, new ones fail) or its end."""
+        """Simulate an outage (``False``: existing connections drop, new ones fail) or its end.
+
+        The helpers (``publish``, ``get``, ``queue_depth``, …) keep working: they are the
+        test's back door, not a client of the broker."""
         with self._cond:
             self._reachable = reachable
         if not reachable:

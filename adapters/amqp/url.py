@@ -80,14 +80,17 @@ def connection_parameters(
     if not host:
         raise ConfigurationError(f"broker URL {shown}: no host name")
     parameters.client_properties = {"connection_name": connection_name}
-    if heartbeat_s is not None:
-        parameters.heartbeat = heartbeat_s
-    if connect_timeout_s is not None:
-        parameters.socket_timeout = connect_timeout_s
-        # The whole TCP + TLS + AMQP handshake, not only the socket connect.
-        parameters.stack_timeout = connect_timeout_s
-    if blocked_connection_timeout_s is not None:
-        parameters.blocked_connection_timeout = blocked_connection_timeout_s
+    try:
+        if heartbeat_s is not None:
+            parameters.heartbeat = heartbeat_s
+        if connect_timeout_s is not None:
+            parameters.socket_timeout = connect_timeout_s
+            # The whole TCP + TLS + AMQP handshake, not only the socket connect.
+            parameters.stack_timeout = connect_timeout_s
+        if blocked_connection_timeout_s is not None:
+            parameters.blocked_connection_timeout = blocked_connection_timeout_s
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"broker {shown}: option refused: {exc}") from None
     return parameters
 
 

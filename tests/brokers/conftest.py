@@ -163,14 +163,33 @@ class Harness:
                 connection.close()
 
     def cleanup(self) -> None:
-        if self._proxy is not None:
-            self._proxy.close()
-        if isinstance(self.broker, RabbitBroker):
-            with self.channel() as channel:
-                for queue in dict.fromkeys(self.queues):
-                    channel.queue_delete(queue)
-                for exchange in dict.fromkeys(self.exchanges):
-                    channel.exchange_delete(exchange)
+        try:
+            if self._proxy is not None:
+                self._proxy.close()
+        finally:
+            if isinstance(self.broker, RabbitBroker):
+                self._delete_everything()
+
+    def _delete_everything(self) -> None:
+        # Each deletion on its own channel: one refusal must not leave the rest behind.
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        failures: list[str] = []
+        try:
+            for kind, name in [("queue", q) for q in dict.fromkeys(self.queues)] + [
+                ("exchange", e) for e in dict.fromkeys(self.exchanges)
+            ]:
+                channel = connection.channel()
+                try:
+                    if kind == "queue":
+                        channel.queue_delete(name)
+                    else:
+                        channel.exchange_delete(name)
+                    channel.close()
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    failures.append(f"{kind} {name}: {exc}")
+        finally:
+            connection.close()
+        assert not failures, f"test cleanup left broker objects behind: {failures}"
 
 
 def _closed_port() -> int:

@@ -84,6 +84,17 @@ def test_unusable_urls_are_configuration_errors_without_the_password(
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"heartbeat_s": -1}, {"connect_timeout_s": "soon"}, {"blocked_connection_timeout_s": -5}],
+)
+def test_an_unusable_option_value_is_a_configuration_error(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match="option refused") as raised:
+        connect_broker("amqp://user:hunter2@host/", **options)
+
+    assert "hunter2" not in str(raised.value)
+
+
 def test_an_unknown_option_names_the_nearest_known_one() -> None:
     with pytest.raises(
         ConfigurationError, match=r"unknown option 'heartbeat'; did you mean 'heartbeat_s'"
