@@ -35,6 +35,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, build_loipro
+from tests.support.rabbit import delete_service_topology
 
 AMQP_URL = os.environ.get("MESBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -201,12 +202,7 @@ def declare_only(prefix: str, database_url: str) -> None:
 
 
 def cleanup(prefix: str) -> None:
-    connection, channel = _channel()
-    for queue in ("process-order", "to-pasx", "to-sap", "parked"):
-        channel.queue_delete(f"{prefix}.{queue}")
-    for exchange in ("in", "out", "dlx"):
-        channel.exchange_delete(f"{prefix}.{exchange}")
-    connection.close()
+    delete_service_topology(AMQP_URL, prefix)
 
 
 def purge(queue: str) -> None:

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pika
 import pytest
 from sqlalchemy import text
 
@@ -15,6 +14,7 @@ from adapters.brokers import connect_broker
 from integration.broker import Delivery, Envelope, PublishResult
 from integration.service import Service
 from integration.settings import Settings
+from tests.support.rabbit import delete_service_topology
 
 
 class Harness:
@@ -80,16 +80,6 @@ class Harness:
         self._outputs.close()
 
 
-def _delete_rabbit_names(url: str, prefix: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    for queue in ("process-order", "to-pasx", "to-sap", "parked"):
-        channel.queue_delete(f"{prefix}.{queue}")
-    for exchange in ("in", "out", "dlx"):
-        channel.exchange_delete(f"{prefix}.{exchange}")
-    connection.close()
-
-
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "memory":
@@ -125,4 +115,4 @@ def make_service(broker_url: str, tmp_path: Path) -> Iterator[Callable[..., Harn
         harness.close()
         service.stop()
     if broker_url.startswith("amqp"):
-        _delete_rabbit_names(broker_url, prefix)
+        delete_service_topology(broker_url, prefix)

@@ -16,6 +16,7 @@ from integration.cli import cli
 from integration.service import Service
 from integration.settings import Settings
 from tests.support.idoc_factory import OrderSpec, build_loipro
+from tests.support.rabbit import delete_service_topology
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -33,13 +34,7 @@ def running(amqp_url: str, tmp_path: Path) -> Iterator[Service]:
     service.start()
     yield service
     service.stop()
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for queue in ("process-order", "to-pasx", "to-sap", "parked"):
-        channel.queue_delete(f"{prefix}.{queue}")
-    for exchange in ("in", "out", "dlx"):
-        channel.exchange_delete(f"{prefix}.{exchange}")
-    connection.close()
+    delete_service_topology(amqp_url, prefix)
 
 
 def _drain(
