@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
-from zoneinfo import ZoneInfo
+from typing import NamedTuple
 
 from contracts.errors import MappingError
-from transforms.b2mml_common import OrderContext
+from transforms.b2mml_common import OrderContext, is_identifier
 from transforms.mapping import MappingProfile
-from transforms.model import Component, ComponentRole, Phase, ProcessOrder, Quantity
+from transforms.model import Component, ComponentRole, Phase, ProcessOrder, Quantity, Unit
+from transforms.units import UnitTable
 
 __all__ = [
     "MaterialLine",
@@ -41,6 +41,9 @@ PASX_PARTNER = "pasx"
 
 # Fixed forever: changing it changes every document id, and PAS-X would see resends as new.
 _DOCUMENT_ID_NAMESPACE = uuid.UUID("6f3c2a1e-8d4b-5c7a-9e0f-1b2c3d4e5f60")
+# What json.dumps(key, ensure_ascii=False) builds on every call (it has no shared one for
+# non-default options).
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 class MaterialUse(Enum):
@@ -49,8 +52,13 @@ class MaterialUse(Enum):
     PRODUCED = "produced"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaterialLine:
+# The plan is built anew for every order, about 30 objects each: immutable named tuples,
+# which cost half of what frozen dataclasses cost to build. The per-phase and per-line ones
+# are built positionally, from local variables named as the fields: a keyword call to a
+# class builds a dict of the arguments each time.
+
+
+class MaterialLine(NamedTuple):
     id: str
     material: str
     lot: str | None
@@ -60,8 +68,7 @@ class MaterialLine:
     properties: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SegmentPlan:
+class SegmentPlan(NamedTuple):
     id: str
     description: str | None
     process_segment_id: str | None
@@ -71,8 +78,7 @@ class SegmentPlan:
     materials: tuple[MaterialLine, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestPlan:
+class RequestPlan(NamedTuple):
     context: OrderContext
     id: str
     description: str
@@ -88,8 +94,7 @@ class RequestPlan:
         return self.recipe_id or self.id
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SchedulePlan:
+class SchedulePlan(NamedTuple):
     document_id: str
     requests: tuple[RequestPlan, ...]
 
@@ -101,7 +106,7 @@ def schedule_document_id(orders: Sequence[ProcessOrder]) -> str:
     recognisable downstream; a different IDoc (new DOCNUM) gives a new id.
     """
     key = [[*order.control.idempotency_key, order.order_number] for order in orders]
-    return str(uuid.uuid5(_DOCUMENT_ID_NAMESPACE, json.dumps(key, ensure_ascii=False)))
+    return str(uuid.uuid5(_DOCUMENT_ID_NAMESPACE, _KEY_ENCODER.encode(key)))
 
 
 def plan_schedule(orders: Sequence[ProcessOrder], profile: MappingProfile) -> SchedulePlan:
@@ -109,17 +114,36 @@ def plan_schedule(orders: Sequence[ProcessOrder], profile: MappingProfile) -> Sc
         raise MappingError(
             "no process orders to schedule: a B2MML schedule needs at least one order"
         )
-    requests = tuple(_plan_request(order, profile) for order in orders)
-    _reject_duplicates(
-        [(request.id, request.context, "order number (E1AFKOL/AUFNR)") for request in requests],
-        "ProductionRequest/OperationsRequest ID",
-    )
+    units = _PasxUnits(profile.units)
+    requests = tuple(_plan_request(order, profile, units) for order in orders)
+    duplicate = _repeated([request.id for request in requests])
+    if duplicate is not None:
+        request = requests[duplicate]
+        raise request.context.error(
+            "order number (E1AFKOL/AUFNR)",
+            request.id,
+            "a unique ProductionRequest/OperationsRequest ID within its parent",
+        )
     return SchedulePlan(document_id=schedule_document_id(orders), requests=requests)
 
 
-def _plan_request(order: ProcessOrder, profile: MappingProfile) -> RequestPlan:
-    ctx = OrderContext(order)
-    zone = profile.plant_timezone(order.plant)
+class _PasxUnits:
+    """The PAS-X code of each SAP unit, looked up once per schedule: orders repeat a few units."""
+
+    def __init__(self, table: UnitTable) -> None:
+        self._table = table
+        self._codes: dict[str, str] = {}
+
+    def code(self, unit: Unit) -> str:
+        """Raises as ``UnitTable.partner_code`` does, whose answer depends on ``unit.sap`` only."""
+        code = self._codes.get(unit.sap)
+        if code is None:
+            code = self._codes[unit.sap] = self._table.partner_code(unit, PASX_PARTNER)
+        return code
+
+
+def _plan_request(order: ProcessOrder, profile: MappingProfile, units: _PasxUnits) -> RequestPlan:
+    ctx = OrderContext(order, profile.plant_timezone(order.plant))
     if not order.phases:
         raise ctx.error(
             "E1AFVOL (phases)",
@@ -130,13 +154,15 @@ def _plan_request(order: ProcessOrder, profile: MappingProfile) -> RequestPlan:
     order_number = ctx.identifier(order.order_number, "E1AFKOL/AUFNR")
     producing = _producing_phase(order.phases)
     segments = tuple(
-        _plan_segment(ctx, profile, phase, zone, produced=phase is producing)
-        for phase in order.phases
+        _plan_segment(ctx, units, phase, produced=phase is producing) for phase in order.phases
     )
-    _reject_duplicates(
-        [(segment.id, ctx, "phase number (E1AFVOL/VORNR)") for segment in segments],
-        "SegmentRequirement ID",
-    )
+    duplicate = _repeated([segment.id for segment in segments])
+    if duplicate is not None:
+        raise ctx.error(
+            "phase number (E1AFVOL/VORNR)",
+            segments[duplicate].id,
+            "a unique SegmentRequirement ID within its parent",
+        )
     control = order.control
     # The SAP source of the request, readable in PAS-X: V0600 has no other place for it.
     source = ctx.text(
@@ -150,8 +176,8 @@ def _plan_request(order: ProcessOrder, profile: MappingProfile) -> RequestPlan:
         id=order_number,
         description=source,
         plant=ctx.identifier(order.plant, "E1AFKOL/WERKS"),
-        start=ctx.timestamp(order.start, zone, "E1AFKOL/GSTRS (or GSTRP) → StartTime"),
-        end=ctx.timestamp(order.finish, zone, "E1AFKOL/GLTRS (or GLTRP) → EndTime"),
+        start=ctx.timestamp(order.start, "E1AFKOL/GSTRS (or GSTRP) → StartTime"),
+        end=ctx.timestamp(order.finish, "E1AFKOL/GLTRS (or GLTRP) → EndTime"),
         recipe_id=_recipe_id(ctx, order),
         segments=segments,
     )
@@ -179,94 +205,86 @@ def _recipe_id(ctx: OrderContext, order: ProcessOrder) -> str | None:
 
 def _plan_segment(
     ctx: OrderContext,
-    profile: MappingProfile,
+    units: _PasxUnits,
     phase: Phase,
-    zone: ZoneInfo,
     *,
     produced: bool,
 ) -> SegmentPlan:
     number = ctx.identifier(phase.number, "E1AFVOL/VORNR")
-    where = f"phase {number}"
-    materials: list[MaterialLine] = []
-    for position, component in enumerate(phase.components, start=1):
-        if component.deleted:
-            continue
-        materials.append(_component_line(ctx, profile, number, position, component))
+    scope = f"phase {number}"
+    materials = [
+        _component_line(ctx, units, number, position, component)
+        for position, component in enumerate(phase.components, start=1)
+        if not component.deleted
+    ]
     if produced:
-        materials.append(_produced_line(ctx, profile))
-    _reject_duplicates(
-        [(line.id, ctx, f"{where}: MaterialRequirement ID") for line in materials],
-        f"MaterialRequirement ID in phase {number}",
+        materials.append(_produced_line(ctx, units))
+    # One line cannot repeat, and most phases have just one.
+    duplicate = _repeated([line.id for line in materials]) if len(materials) > 1 else None
+    if duplicate is not None:
+        raise ctx.error(
+            f"{scope}: MaterialRequirement ID",
+            materials[duplicate].id,
+            f"a unique MaterialRequirement ID in phase {number} within its parent",
+        )
+    description = ctx.text(phase.description, "E1AFVOL/LTXA1 → Description", scope)
+    process_segment_id = ctx.optional_identifier(
+        phase.control_key, "E1AFVOL/STEUS → ProcessSegmentID", scope
     )
+    earliest_start = ctx.timestamp(phase.earliest_start, "E1AFVOL/FSAVD → EarliestStartTime", scope)
+    latest_end = ctx.timestamp(phase.earliest_finish, "E1AFVOL/FSEDD → LatestEndTime", scope)
+    work_center = ctx.optional_identifier(phase.work_center, "E1AFVOL/ARBPL → EquipmentID", scope)
     return SegmentPlan(
-        id=number,
-        description=ctx.text(phase.description, f"{where}: E1AFVOL/LTXA1 → Description"),
-        process_segment_id=ctx.optional_identifier(
-            phase.control_key, f"{where}: E1AFVOL/STEUS → ProcessSegmentID"
-        ),
-        earliest_start=ctx.timestamp(
-            phase.earliest_start, zone, f"{where}: E1AFVOL/FSAVD → EarliestStartTime"
-        ),
-        latest_end=ctx.timestamp(
-            phase.earliest_finish, zone, f"{where}: E1AFVOL/FSEDD → LatestEndTime"
-        ),
-        work_center=ctx.optional_identifier(
-            phase.work_center, f"{where}: E1AFVOL/ARBPL → EquipmentID"
-        ),
-        materials=tuple(materials),
+        number,
+        description,
+        process_segment_id,
+        earliest_start,
+        latest_end,
+        work_center,
+        tuple(materials),
     )
 
 
 def _component_line(
     ctx: OrderContext,
-    profile: MappingProfile,
+    units: _PasxUnits,
     phase_number: str,
     position: int,
     component: Component,
 ) -> MaterialLine:
     at = f"phase {phase_number}, component at position {position}"
-    reservation = ctx.optional_identifier(component.reservation, f"{at}: E1RESBL/RSNUM")
-    item = ctx.optional_identifier(component.reservation_item, f"{at}: E1RESBL/RSPOS")
+    reservation = ctx.optional_identifier(component.reservation, "E1RESBL/RSNUM", at)
+    item = ctx.optional_identifier(component.reservation_item, "E1RESBL/RSPOS", at)
     # The reservation item is SAP's own key for the line; without it, the position within
     # the phase (counting deleted lines too, so ids stay stable when SAP deletes one).
     line_id = f"{reservation}-{item}" if reservation and item else f"{phase_number}-{position}"
-    where = f"phase {phase_number}, component {line_id}"
-    properties = [
-        (name, value)
-        for name, value in (
-            ("SAPReservation", reservation),
-            ("SAPReservationItem", item),
-            (
-                "SAPStorageLocation",
-                ctx.optional_identifier(component.storage_location, f"{where}: E1RESBL/LGORT"),
-            ),
-        )
-        if value is not None
-    ]
-    quantity, unit = _quantity(ctx, profile, component.required, f"{where}: E1RESBL/BDMNG")
-    return MaterialLine(
-        id=line_id,
-        material=ctx.identifier(component.material, f"{where}: E1RESBL/MATNR"),
-        lot=ctx.optional_identifier(component.batch, f"{where}: E1RESBL/CHARG"),
-        use=(
-            MaterialUse.CONSUMED
-            if component.role is ComponentRole.CONSUMED
-            else MaterialUse.BY_PRODUCT
-        ),
-        quantity=quantity,
-        unit=unit,
-        properties=tuple(properties),
+    scope = f"phase {phase_number}, component {line_id}"
+    storage_location = ctx.optional_identifier(component.storage_location, "E1RESBL/LGORT", scope)
+    properties: list[tuple[str, str]] = []
+    if reservation is not None:
+        properties.append(("SAPReservation", reservation))
+    if item is not None:
+        properties.append(("SAPReservationItem", item))
+    if storage_location is not None:
+        properties.append(("SAPStorageLocation", storage_location))
+    quantity, unit = _quantity(ctx, units, component.required, "E1RESBL/BDMNG", scope)
+    material = ctx.identifier(component.material, "E1RESBL/MATNR", scope)
+    lot = ctx.optional_identifier(component.batch, "E1RESBL/CHARG", scope)
+    use = (
+        MaterialUse.CONSUMED if component.role is ComponentRole.CONSUMED else MaterialUse.BY_PRODUCT
     )
+    return MaterialLine(line_id, material, lot, use, quantity, unit, tuple(properties))
 
 
-def _produced_line(ctx: OrderContext, profile: MappingProfile) -> MaterialLine:
+def _produced_line(ctx: OrderContext, units: _PasxUnits) -> MaterialLine:
     order = ctx.order
-    quantity, unit = _quantity(ctx, profile, order.total, "produced material: E1AFKOL/GAMNG")
+    scope = "produced material"
+    quantity, unit = _quantity(ctx, units, order.total, "E1AFKOL/GAMNG", scope)
     return MaterialLine(
         # GAMNG is the order header's quantity, so the header's key names the line.
         id=order.order_number,
-        material=ctx.identifier(order.material, "produced material: E1AFKOL/MATNR"),
-        lot=ctx.optional_identifier(order.batch, "produced material: E1AFPOL/CHARG"),
+        material=ctx.identifier(order.material, "E1AFKOL/MATNR", scope),
+        lot=ctx.optional_identifier(order.batch, "E1AFPOL/CHARG", scope),
         use=MaterialUse.PRODUCED,
         quantity=quantity,
         unit=unit,
@@ -275,29 +293,34 @@ def _produced_line(ctx: OrderContext, profile: MappingProfile) -> MaterialLine:
 
 
 def _quantity(
-    ctx: OrderContext, profile: MappingProfile, quantity: Quantity, where: str
+    ctx: OrderContext, units: _PasxUnits, quantity: Quantity, field: str, scope: str
 ) -> tuple[str, str]:
-    text = ctx.quantity(quantity.value, f"{where} → Quantity/QuantityString")
+    text = ctx.quantity(quantity.value, f"{field} → Quantity/QuantityString", scope)
     try:
-        code = profile.units.partner_code(quantity.unit, PASX_PARTNER)
+        code = units.code(quantity.unit)
     except KeyError as exc:
         raise ctx.error(
-            f"{where} unit → Quantity/UnitOfMeasure",
+            f"{scope}: {field} unit → Quantity/UnitOfMeasure",
             quantity.unit.sap,
             "an SAP unit listed in the unit table of the mapping profile",
         ) from exc
     except MappingError as exc:
         raise ctx.error(
-            f"{where} unit → Quantity/UnitOfMeasure",
+            f"{scope}: {field} unit → Quantity/UnitOfMeasure",
             quantity.unit.sap,
             f"a '{PASX_PARTNER}' code for this unit in the unit table of the mapping profile",
         ) from exc
-    return text, ctx.identifier(code, f"{where} unit → PAS-X unit code {code!r}")
+    if not is_identifier(code):
+        # Checked apart from ctx.identifier: the field names the code, so it is built only here.
+        raise ctx.identifier_error(code, f"{field} unit → PAS-X unit code {code!r}", scope)
+    return text, code
 
 
-def _reject_duplicates(entries: list[tuple[str, OrderContext, str]], what: str) -> None:
+def _repeated(ids: list[str]) -> int | None:
+    """The position of the first id that was already seen, or None when all differ."""
     seen: set[str] = set()
-    for value, ctx, where in entries:
+    for position, value in enumerate(ids):
         if value in seen:
-            raise ctx.error(where, value, f"a unique {what} within its parent")
+            return position
         seen.add(value)
+    return None

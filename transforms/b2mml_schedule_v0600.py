@@ -24,11 +24,13 @@ from lxml import etree
 
 from transforms.b2mml_common import (
     NS_V0600,
-    ElementBuilder,
     application_area,
-    document_root,
-    material_property,
-    quantity_element,
+    document_start,
+    element,
+    escape,
+    optional_element,
+    parse_document,
+    quantity_and_properties,
 )
 from transforms.b2mml_schedule_plan import (
     MaterialLine,
@@ -42,13 +44,10 @@ from transforms.model import ProcessOrder
 
 __all__ = ["production_schedule_v0600"]
 
-_B = ElementBuilder(NS_V0600)
-
-# (element text, OtherValue attribute or None)
-_MATERIAL_USE: dict[MaterialUse, tuple[str, str | None]] = {
-    MaterialUse.CONSUMED: ("Consumed", None),
-    MaterialUse.PRODUCED: ("Produced", None),
-    MaterialUse.BY_PRODUCT: ("Other", "By-product Produced"),
+_MATERIAL_USE: dict[MaterialUse, str] = {
+    MaterialUse.CONSUMED: "<MaterialUse>Consumed</MaterialUse>",
+    MaterialUse.PRODUCED: "<MaterialUse>Produced</MaterialUse>",
+    MaterialUse.BY_PRODUCT: '<MaterialUse OtherValue="By-product Produced">Other</MaterialUse>',
 }
 
 
@@ -57,54 +56,58 @@ def production_schedule_v0600(
 ) -> etree._Element:
     """One ``ProcessProductionSchedule`` with one ``ProductionRequest`` per order."""
     plan = plan_schedule(orders, profile)
-    root = document_root(_B, "ProcessProductionSchedule", profile)
-    application_area(_B, root, profile, created_at=created_at, document_id=plan.document_id)
-    data_area = _B.sub(root, "DataArea")
-    _B.sub(data_area, "Process")
-    schedule = _B.sub(data_area, "ProductionSchedule")
-    _B.sub(schedule, "ID", plan.document_id)
+    out = [
+        document_start("ProcessProductionSchedule", NS_V0600, profile),
+        application_area(profile, created_at=created_at, document_id=plan.document_id),
+        "<DataArea><Process/><ProductionSchedule>",
+        element("ID", plan.document_id),
+    ]
     for request in plan.requests:
-        _request(schedule, request)
-    return root
+        _request(out, request)
+    out.append("</ProductionSchedule></DataArea></ProcessProductionSchedule>")
+    return parse_document(out)
 
 
-def _request(parent: etree._Element, request: RequestPlan) -> None:
-    element = _B.sub(parent, "ProductionRequest")
-    _B.sub(element, "ID", request.id)
-    _B.sub(element, "Description", request.description)
-    _B.optional(element, "ProductProductionRuleID", request.recipe_id)
-    scope = _B.sub(element, "HierarchyScope")
-    _B.sub(scope, "EquipmentID", request.plant)
-    _B.sub(scope, "EquipmentElementLevel", "Site")
-    _B.optional(element, "StartTime", request.start)
-    _B.optional(element, "EndTime", request.end)
+def _request(out: list[str], request: RequestPlan) -> None:
+    out.append(
+        f"<ProductionRequest><ID>{escape(request.id)}</ID>"
+        f"<Description>{escape(request.description)}</Description>"
+        f"{optional_element('ProductProductionRuleID', request.recipe_id)}"
+        f"<HierarchyScope><EquipmentID>{escape(request.plant)}</EquipmentID>"
+        "<EquipmentElementLevel>Site</EquipmentElementLevel></HierarchyScope>"
+        f"{optional_element('StartTime', request.start)}"
+        f"{optional_element('EndTime', request.end)}"
+    )
     for segment in request.segments:
-        _segment(element, segment)
+        _segment(out, segment)
+    out.append("</ProductionRequest>")
 
 
-def _segment(parent: etree._Element, segment: SegmentPlan) -> None:
-    element = _B.sub(parent, "SegmentRequirement")
-    _B.sub(element, "ID", segment.id)
-    _B.optional(element, "ProcessSegmentID", segment.process_segment_id)
-    _B.optional(element, "Description", segment.description)
-    _B.optional(element, "EarliestStartTime", segment.earliest_start)
-    _B.optional(element, "LatestEndTime", segment.latest_end)
+def _segment(out: list[str], segment: SegmentPlan) -> None:
+    out.append(
+        f"<SegmentRequirement><ID>{escape(segment.id)}</ID>"
+        f"{optional_element('ProcessSegmentID', segment.process_segment_id)}"
+        f"{optional_element('Description', segment.description)}"
+        f"{optional_element('EarliestStartTime', segment.earliest_start)}"
+        f"{optional_element('LatestEndTime', segment.latest_end)}"
+    )
     if segment.work_center is not None:
-        equipment = _B.sub(element, "EquipmentRequirement")
-        _B.sub(equipment, "EquipmentID", segment.work_center)
+        out.append(
+            "<EquipmentRequirement>"
+            f"<EquipmentID>{escape(segment.work_center)}</EquipmentID>"
+            "</EquipmentRequirement>"
+        )
     for line in segment.materials:
-        _material(element, line)
+        _material(out, line)
+    out.append("</SegmentRequirement>")
 
 
-def _material(parent: etree._Element, line: MaterialLine) -> None:
-    element = _B.sub(parent, "MaterialRequirement")
-    _B.sub(element, "MaterialDefinitionID", line.material)
-    _B.optional(element, "MaterialLotID", line.lot)
-    use, other_value = _MATERIAL_USE[line.use]
-    if other_value is None:
-        _B.sub(element, "MaterialUse", use)
-    else:
-        _B.sub(element, "MaterialUse", use, OtherValue=other_value)
-    quantity_element(_B, element, line.quantity, line.unit)
-    for name, value in line.properties:
-        material_property(_B, element, name, value)
+def _material(out: list[str], line: MaterialLine) -> None:
+    out.append(
+        "<MaterialRequirement>"
+        f"<MaterialDefinitionID>{escape(line.material)}</MaterialDefinitionID>"
+        f"{optional_element('MaterialLotID', line.lot)}"
+        f"{_MATERIAL_USE[line.use]}"
+        f"{quantity_and_properties(line.quantity, line.unit, line.properties)}"
+        "</MaterialRequirement>"
+    )

@@ -26,11 +26,13 @@ from lxml import etree
 
 from transforms.b2mml_common import (
     NS_V7,
-    ElementBuilder,
     application_area,
-    document_root,
-    material_property,
-    quantity_element,
+    document_start,
+    element,
+    escape,
+    optional_element,
+    parse_document,
+    quantity_and_properties,
 )
 from transforms.b2mml_schedule_plan import (
     MaterialLine,
@@ -44,14 +46,12 @@ from transforms.model import ProcessOrder
 
 __all__ = ["operations_schedule_v7"]
 
-_B = ElementBuilder(NS_V7)
-
-_OPERATIONS_TYPE = "Production"
+_OPERATIONS_TYPE = "<OperationsType>Production</OperationsType>"
 
 _MATERIAL_USE: dict[MaterialUse, str] = {
-    MaterialUse.CONSUMED: "Consumed",
-    MaterialUse.PRODUCED: "Produced",
-    MaterialUse.BY_PRODUCT: "By-product Produced",
+    MaterialUse.CONSUMED: "<MaterialUse>Consumed</MaterialUse>",
+    MaterialUse.PRODUCED: "<MaterialUse>Produced</MaterialUse>",
+    MaterialUse.BY_PRODUCT: "<MaterialUse>By-product Produced</MaterialUse>",
 }
 
 
@@ -60,63 +60,73 @@ def operations_schedule_v7(
 ) -> etree._Element:
     """One ``ProcessOperationsSchedule`` with one ``OperationsRequest`` per order."""
     plan = plan_schedule(orders, profile)
-    root = document_root(_B, "ProcessOperationsSchedule", profile)
-    application_area(_B, root, profile, created_at=created_at, document_id=plan.document_id)
-    data_area = _B.sub(root, "DataArea")
-    _B.sub(data_area, "Process")
-    schedule = _B.sub(data_area, "OperationsSchedule")
-    _B.sub(schedule, "ID", plan.document_id)
-    _B.sub(schedule, "OperationsType", _OPERATIONS_TYPE)
+    out = [
+        document_start("ProcessOperationsSchedule", NS_V7, profile),
+        application_area(profile, created_at=created_at, document_id=plan.document_id),
+        "<DataArea><Process/><OperationsSchedule>",
+        element("ID", plan.document_id),
+        _OPERATIONS_TYPE,
+    ]
     for request in plan.requests:
-        _request(schedule, request)
-    return root
+        _request(out, request)
+    out.append("</OperationsSchedule></DataArea></ProcessOperationsSchedule>")
+    return parse_document(out)
 
 
-def _request(parent: etree._Element, request: RequestPlan) -> None:
-    element = _B.sub(parent, "OperationsRequest")
-    _B.sub(element, "ID", request.id)
-    _B.sub(element, "Description", request.description)
-    _B.optional(element, "StartTime", request.start)
-    _B.optional(element, "EndTime", request.end)
-    scope = _B.sub(element, "HierarchyScope")
-    _B.sub(scope, "EquipmentID", request.plant)
-    _B.sub(scope, "EquipmentLevel", "Site")
-    _B.sub(element, "OperationsType", _OPERATIONS_TYPE)
-    _B.sub(element, "OperationsDefinitionID", request.definition_id)
+def _request(out: list[str], request: RequestPlan) -> None:
+    # Every segment repeats the request's OperationsDefinitionID: written once, here.
+    definition_id = element("OperationsDefinitionID", request.definition_id)
+    out.append(
+        f"<OperationsRequest><ID>{escape(request.id)}</ID>"
+        f"<Description>{escape(request.description)}</Description>"
+        f"{optional_element('StartTime', request.start)}"
+        f"{optional_element('EndTime', request.end)}"
+        f"<HierarchyScope><EquipmentID>{escape(request.plant)}</EquipmentID>"
+        "<EquipmentLevel>Site</EquipmentLevel></HierarchyScope>"
+        f"{_OPERATIONS_TYPE}{definition_id}"
+    )
     for segment in request.segments:
-        _segment(element, request, segment)
+        _segment(out, request, segment, definition_id)
+    out.append("</OperationsRequest>")
 
 
-def _segment(parent: etree._Element, request: RequestPlan, segment: SegmentPlan) -> None:
+def _segment(
+    out: list[str], request: RequestPlan, segment: SegmentPlan, definition_id: str
+) -> None:
     if segment.process_segment_id is None:
         raise request.context.error(
             f"phase {segment.id}: E1AFVOL/STEUS → SegmentRequirement/ProcessSegmentID",
             None,
             "a control key: B2MML V7 requires a ProcessSegmentID for every segment",
         )
-    element = _B.sub(parent, "SegmentRequirement")
-    _B.sub(element, "ID", segment.id)
-    _B.optional(element, "Description", segment.description)
-    _B.optional(element, "EarliestStartTime", segment.earliest_start)
-    _B.optional(element, "LatestEndTime", segment.latest_end)
-    _B.sub(element, "ProcessSegmentID", segment.process_segment_id)
-    _B.sub(element, "OperationsDefinitionID", request.definition_id)
-    _B.sub(element, "OperationsSegmentID", segment.id)
+    segment_id = escape(segment.id)
+    out.append(
+        f"<SegmentRequirement><ID>{segment_id}</ID>"
+        f"{optional_element('Description', segment.description)}"
+        f"{optional_element('EarliestStartTime', segment.earliest_start)}"
+        f"{optional_element('LatestEndTime', segment.latest_end)}"
+        f"<ProcessSegmentID>{escape(segment.process_segment_id)}</ProcessSegmentID>"
+        f"{definition_id}"
+        f"<OperationsSegmentID>{segment_id}</OperationsSegmentID>"
+    )
     if segment.work_center is not None:
-        equipment = _B.sub(element, "EquipmentRequirement")
         # One equipment requirement per segment: the work centre names it uniquely.
-        _B.sub(equipment, "ID", segment.work_center)
-        _B.sub(equipment, "EquipmentID", segment.work_center)
+        work_center = escape(segment.work_center)
+        out.append(
+            f"<EquipmentRequirement><ID>{work_center}</ID>"
+            f"<EquipmentID>{work_center}</EquipmentID></EquipmentRequirement>"
+        )
     for line in segment.materials:
-        _material(element, line)
+        _material(out, line)
+    out.append("</SegmentRequirement>")
 
 
-def _material(parent: etree._Element, line: MaterialLine) -> None:
-    element = _B.sub(parent, "MaterialRequirement")
-    _B.sub(element, "ID", line.id)
-    _B.sub(element, "MaterialDefinitionID", line.material)
-    _B.optional(element, "MaterialLotID", line.lot)
-    _B.sub(element, "MaterialUse", _MATERIAL_USE[line.use])
-    quantity_element(_B, element, line.quantity, line.unit)
-    for name, value in line.properties:
-        material_property(_B, element, name, value)
+def _material(out: list[str], line: MaterialLine) -> None:
+    out.append(
+        f"<MaterialRequirement><ID>{escape(line.id)}</ID>"
+        f"<MaterialDefinitionID>{escape(line.material)}</MaterialDefinitionID>"
+        f"{optional_element('MaterialLotID', line.lot)}"
+        f"{_MATERIAL_USE[line.use]}"
+        f"{quantity_and_properties(line.quantity, line.unit, line.properties)}"
+        "</MaterialRequirement>"
+    )
