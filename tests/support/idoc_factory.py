@@ -25,6 +25,7 @@ class PhaseSpec:
     number: str = "0010"
     text: str | None = "Weigh"
     work_center: str | None = "WD-01"
+    control_key: str | None = "PI01"
     start: str | None = "20261201"
     finish: str | None = "20261202"
     components: list[ComponentSpec] = field(default_factory=list)
@@ -103,6 +104,7 @@ def build_loipro(orders: Sequence[OrderSpec], *, root_name: str | None = None) -
             _add(operation, "VORNR", phase.number)
             _add(operation, "LTXA1", phase.text)
             _add(operation, "ARBPL", phase.work_center)
+            _add(operation, "STEUS", phase.control_key)
             _add(operation, "FSAVD", phase.start)
             _add(operation, "FSEDD", phase.finish)
             for component in phase.components:
