@@ -20,16 +20,21 @@ work. They return the parsed document, or raise one of the
     external file would have pulled in (nothing is ever pulled in).
 ``MalformedInput``
     empty, not well-formed or truncated, not valid UTF-8, a UTF-16/UTF-32
-    byte-order mark, an XML declaration naming an encoding other than UTF-8 or
-    US-ASCII, a NUL byte, a bare ``&`` in a value (the error says to write
-    ``&amp;``), elements or JSON containers nested deeper than
+    byte-order mark, an XML declaration naming an encoding other than UTF-8,
+    US-ASCII or one of the single-byte encodings below, a NUL byte, a bare
+    ``&`` in a value (the error says to write ``&amp;``), elements or JSON
+    containers nested deeper than
     ``IntakeLimits.max_depth``, JSON with a duplicate key, ``NaN``/``Infinity``,
     an unpaired surrogate escape or an integer too long to convert.
 
-UTF-8 only, on purpose: SAP sends IDoc XML over an XML/HTTP port as UTF-8, and
-PAS-X and Tulip send UTF-8. The byte-level prolog scan is only sound when the
-bytes are ASCII-compatible; accepting UTF-16 would let ``<!DOCTYPE`` hide from
-it as ``<\\0!\\0D\\0``, so a UTF-16 message is refused with a clear error instead.
+UTF-8 by preference: SAP sends IDoc XML over an XML/HTTP port as UTF-8, and
+PAS-X and Tulip send UTF-8. A non-Unicode SAP system declares ISO-8859-1 (or
+-15, or windows-1252): such a message is decoded strictly and re-encoded as
+UTF-8 *before* any scan or parse, so every check below sees UTF-8; the original
+bytes remain the message of record. The byte-level prolog scan is only sound
+when the bytes are ASCII-compatible; accepting UTF-16 would let ``<!DOCTYPE``
+hide from it as ``<\\0!\\0D\\0``, so a UTF-16 message is refused with a clear
+error instead.
 
 lxml is configured defensively as well (entities not resolved, no network, no
 DTD loading, no huge trees, no ID table), and a resolver refuses every external
@@ -103,6 +108,15 @@ _FOREIGN_BOMS: Final = (
     (b"\xff\xfe", "UTF-16 (little-endian)"),
 )
 _ACCEPTED_XML_ENCODINGS: Final = frozenset({"utf-8", "us-ascii"})
+# Declared single-byte encodings transcoded to UTF-8 before anything looks at the bytes.
+_SINGLE_BYTE_ENCODINGS: Final = {
+    "iso-8859-1": "latin-1",
+    "latin1": "latin-1",
+    "iso_8859-1": "latin-1",
+    "iso-8859-15": "iso8859-15",
+    "windows-1252": "cp1252",
+    "cp1252": "cp1252",
+}
 _XINCLUDE_NAMESPACES: Final = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 
 _LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
@@ -262,6 +276,7 @@ def read_xml(data: bytes, *, source: str, limits: IntakeLimits = IntakeLimits())
     """Guard and parse one XML message; return its root element (``sourceline`` kept)."""
     _check_size(data, source, limits)
     start = _content_start(data, source)
+    data = _transcode_single_byte(data, start, source)
     _check_xml_bytes(data, start, source)
     _refuse_declarations(data, start, source)
     root = _parse_xml(data, source, limits.max_depth)
@@ -446,19 +461,57 @@ def _check_xml_bytes(data: bytes, start: int, source: str) -> None:
     _check_utf8(data, start, source)
 
 
+def _transcode_single_byte(data: bytes, start: int, source: str) -> bytes:
+    """A message declared as ISO-8859-1/-15 or windows-1252, as UTF-8 with the declaration to match.
+
+    Only the XML declaration on line 1 changes, so every line number stays true.
+    """
+    declaration = _XML_DECLARATION.match(data, start)
+    if declaration is None:
+        return data
+    group = 1 if declaration.group(1) is not None else 2
+    raw = declaration.group(group)
+    if raw is None:
+        return data
+    codec = _SINGLE_BYTE_ENCODINGS.get(raw.decode("ascii", "replace").lower())
+    if codec is None:
+        return data
+    try:
+        text = data[start:].decode(codec)
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        line, column = _locate(data, offset)
+        raise MalformedInput(
+            f"message declared as {raw.decode('ascii')} holds a byte that encoding does not define",
+            message_ref=source,
+            findings=[
+                Finding(
+                    where=f"byte {offset}, column {column}",
+                    line=line,
+                    value=f"0x{data[offset]:02X}",
+                    expected=f"a character of {raw.decode('ascii')}, as declared",
+                )
+            ],
+        ) from None
+    begin, end = declaration.span(group)
+    utf8 = text.encode("utf-8")
+    shift = begin - start
+    return data[:start] + utf8[:shift] + b"UTF-8" + utf8[shift + (end - begin) :]
+
+
 def _check_declared_encoding(data: bytes, start: int, raw_encoding: bytes, source: str) -> None:
     encoding = raw_encoding.decode("ascii", "replace")
     if encoding.lower() not in _ACCEPTED_XML_ENCODINGS:
         raise MalformedInput(
-            f"XML declaration names encoding {encoding!r}; mesbridge accepts UTF-8 or US-ASCII "
-            "only (SAP sends IDoc XML as UTF-8)",
+            f"XML declaration names encoding {encoding!r}; mesbridge accepts UTF-8, US-ASCII, "
+            "ISO-8859-1, ISO-8859-15 and windows-1252",
             message_ref=source,
             findings=[
                 Finding(
                     where="XML declaration, encoding",
                     line=1,
                     value=encoding,
-                    expected="UTF-8 or US-ASCII",
+                    expected="UTF-8, US-ASCII, ISO-8859-1, ISO-8859-15 or windows-1252",
                 )
             ],
         )

@@ -151,3 +151,16 @@ def test_python_dash_m_integration_is_the_same_program() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "VALID" in completed.stdout
+
+
+def test_latin1_idoc_from_a_non_unicode_sap_system(runner: CliRunner, tmp_path: Path) -> None:
+    text = TWO.read_text("utf-8").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    text = text.replace("–", "-")  # the en dash has no ISO-8859-1 code
+    path = tmp_path / "latin1.xml"
+    path.write_bytes(text.encode("latin-1"))
+    checked = runner.invoke(cli, ["validate", str(path)])
+    assert checked.exit_code == 0, checked.stderr
+    result = runner.invoke(cli, ["transform", str(path), "--to", "tulip"])
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert records[0]["phases"] == "0010 Tablettierung Größe 1 - Presse"
