@@ -41,40 +41,63 @@ def feed_examples(service: Service, *, timeout_s: float = 20.0) -> None:
                 content_type="application/xml",
             )
         )
+    store = service.store
+    assert store is not None
+    with store.engine.connect() as connection:
+        earlier = connection.execute(text("SELECT coalesce(max(id), 0) FROM failed_message"))
+        first_failure = int(earlier.scalar_one()) + 1
     publisher = service.broker.publisher()
     publisher.publish_batch(envelopes)
     publisher.close()
     click.echo(f"\nfed {len(envelopes)} example messages to mesbridge.in (one twice)", err=True)
-    store = service.store
-    assert store is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with store.engine.connect() as connection:
-            settled = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
-            parked = connection.execute(text("SELECT count(*) FROM failed_message")).scalar_one()
-        if settled + parked >= len(paths) and store.outbox_backlog() == 0:
+        if _processed(service) >= len(envelopes) and store.outbox_backlog() == 0:
             break
         time.sleep(0.1)
-    _report(service, settled, parked)
+    with store.engine.connect() as connection:
+        settled = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+    _report(service, settled, first_failure)
 
 
-def _report(service: Service, settled: int, parked: int) -> None:
+def _processed(service: Service) -> float:
+    """Messages the service has finished with, whatever the outcome, from its own counters."""
+    return sum(
+        service.metrics_registry.get_sample_value(
+            "mesbridge_messages_processed_total", {"route": route.name, "outcome": outcome}
+        )
+        or 0.0
+        for route in service.routes
+        for outcome in ("ok", "duplicate", "parked")
+    )
+
+
+def _report(service: Service, settled: int, first_failure: int) -> None:
     http = service.http
     port = http.port if http else service.settings.http_port
     lines = [
         "",
-        f"settled {settled} input(s) (a duplicate has no second effect); parked {parked}",
     ]
     store = service.store
     assert store is not None
     with store.engine.connect() as connection:
         failures = connection.execute(
-            text("SELECT id, route, error_class, error_text FROM failed_message ORDER BY id")
+            text(
+                "SELECT id, route, error_class, error_text FROM failed_message "
+                "WHERE id >= :first ORDER BY id"
+            ),
+            {"first": first_failure},
         ).all()
+    lines.insert(
+        1,
+        f"{settled} input(s) settled in all (a duplicate has no second effect); "
+        f"{len(failures)} parked by this run",
+    )
     for failure_id, route, error_class, error_text in failures:
         lines.append(f"  parked #{failure_id} ({route}, {error_class}):")
         lines += [f"    {line}" for line in str(error_text).splitlines()]
     broker = service.broker
+    delivered = 0
     if isinstance(broker, InMemoryBroker):
         OUT.mkdir(parents=True, exist_ok=True)
         prefix = service.settings.topology_prefix
@@ -86,6 +109,12 @@ def _report(service: Service, settled: int, parked: int) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(delivery.body)
                 lines.append(f"  {queue:<20} -> {target}")
+                delivered += kind == "pasx"
+        if delivered == 0:
+            lines.append(
+                "  no new schedules: these examples were settled in an earlier run, so this time "
+                "they are duplicates\n  with no second effect (delete var/ to start afresh)"
+            )
     lines += [
         "",
         f"metrics:        curl http://127.0.0.1:{port}/metrics | grep ^mesbridge_",

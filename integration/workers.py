@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -53,6 +54,10 @@ def _build(settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> di
 
 
 def _initialise(settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> None:
+    # Ctrl-C and a supervisor's SIGTERM reach the whole process group: the main process
+    # drains the batch in hand and then closes the pool, so workers must not die first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _pipelines.update(_build(settings, routes, exchange))
 
 

@@ -174,19 +174,33 @@ class RunningService:
             if "mesbridge running" in line:
                 self._ready.set()
 
+    def _tree(self) -> list[int]:
+        """The service and every process below it (forkserver, pipeline workers)."""
+        pids, index = [self.process.pid], 0
+        while index < len(pids):
+            for task in Path(f"/proc/{pids[index]}/task").glob("*/children"):
+                pids += [int(child) for child in task.read_text().split()]
+            index += 1
+        return pids
+
+    def _sum_status(self, field: str) -> float:
+        total = 0
+        for pid in self._tree():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            for line in status.splitlines():
+                if line.startswith(field):
+                    total += int(line.split()[1])
+        return total / 1024
+
     def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Sum of each process's own peak: an upper bound of the tree's peak."""
+        return self._sum_status("VmHWM:")
 
     def rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return self._sum_status("VmRSS:")
 
     def stop(self) -> None:
         self.process.terminate()
