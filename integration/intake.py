@@ -257,18 +257,12 @@ def read_message(
         return JsonMessage(
             data=value, raw=data, sha256=hashlib.sha256(data).hexdigest(), source=source
         )
-    line, column = _locate(data, position)
-    raise MalformedInput(
+    raise _first_character_error(
+        data,
+        position,
+        source,
         "message is neither XML nor JSON",
-        message_ref=source,
-        findings=[
-            Finding(
-                where=f"first character, column {column}",
-                line=line,
-                value=_describe_byte(data, position),
-                expected="'<' (XML) or '{' / '[' (JSON)",
-            )
-        ],
+        expected="'<' (XML) or '{' / '[' (JSON)",
     )
 
 
@@ -398,16 +392,47 @@ def _check_utf8(data: bytes, start: int, source: str) -> None:
 
 
 def _refuse_invalid_utf8(data: bytes, offset: int, source: str) -> NoReturn:
-    line, column = _locate(data, offset)
-    raise MalformedInput(
+    raise _byte_error(
+        data,
+        offset,
+        source,
         "message is not valid UTF-8",
+        expected="UTF-8 (an IDoc XML port sends UTF-8; a Latin-1 sender is misconfigured)",
+    )
+
+
+def _byte_error(
+    data: bytes, offset: int, source: str, summary: str, *, expected: str
+) -> MalformedInput:
+    """A message refused for one byte: named by offset, line and column, shown in hex."""
+    line, column = _locate(data, offset)
+    return MalformedInput(
+        summary,
         message_ref=source,
         findings=[
             Finding(
                 where=f"byte {offset}, column {column}",
                 line=line,
                 value=f"0x{data[offset]:02X}",
-                expected="UTF-8 (an IDoc XML port sends UTF-8; a Latin-1 sender is misconfigured)",
+                expected=expected,
+            )
+        ],
+    )
+
+
+def _first_character_error(
+    data: bytes, position: int, source: str, summary: str, *, expected: str
+) -> MalformedInput:
+    line, column = _locate(data, position)
+    return MalformedInput(
+        summary,
+        message_ref=source,
+        findings=[
+            Finding(
+                where=f"first character, column {column}",
+                line=line,
+                value=_describe_byte(data, position),
+                expected=expected,
             )
         ],
     )
@@ -431,18 +456,12 @@ def _check_xml_bytes(data: bytes, start: int, source: str) -> None:
     if position == len(data):
         _refuse_empty(source)
     if data[position] != ord("<"):
-        line, column = _locate(data, position)
-        raise MalformedInput(
+        raise _first_character_error(
+            data,
+            position,
+            source,
             "message is not XML: it does not start with '<'",
-            message_ref=source,
-            findings=[
-                Finding(
-                    where=f"first character, column {column}",
-                    line=line,
-                    value=_describe_byte(data, position),
-                    expected="'<'",
-                )
-            ],
+            expected="'<'",
         )
     nul = data.find(b"\x00", start)
     if nul >= 0:
@@ -479,19 +498,13 @@ def _transcode_single_byte(data: bytes, start: int, source: str) -> bytes:
     try:
         text = data[start:].decode(codec)
     except UnicodeDecodeError as exc:
-        offset = start + exc.start
-        line, column = _locate(data, offset)
-        raise MalformedInput(
-            f"message declared as {raw.decode('ascii')} holds a byte that encoding does not define",
-            message_ref=source,
-            findings=[
-                Finding(
-                    where=f"byte {offset}, column {column}",
-                    line=line,
-                    value=f"0x{data[offset]:02X}",
-                    expected=f"a character of {raw.decode('ascii')}, as declared",
-                )
-            ],
+        name = raw.decode("ascii")
+        raise _byte_error(
+            data,
+            start + exc.start,
+            source,
+            f"message declared as {name} holds a byte that encoding does not define",
+            expected=f"a character of {name}, as declared",
         ) from None
     begin, end = declaration.span(group)
     utf8 = text.encode("utf-8")
@@ -517,18 +530,12 @@ def _check_declared_encoding(data: bytes, start: int, raw_encoding: bytes, sourc
         )
     if encoding.lower() == "us-ascii" and not data[start:].isascii():
         offset = next(i for i in range(start, len(data)) if data[i] > 0x7F)
-        line, column = _locate(data, offset)
-        raise MalformedInput(
+        raise _byte_error(
+            data,
+            offset,
+            source,
             "XML declaration names encoding 'US-ASCII' but the message contains non-ASCII bytes",
-            message_ref=source,
-            findings=[
-                Finding(
-                    where=f"byte {offset}, column {column}",
-                    line=line,
-                    value=f"0x{data[offset]:02X}",
-                    expected="US-ASCII, as declared",
-                )
-            ],
+            expected="US-ASCII, as declared",
         )
 
 
