@@ -18,7 +18,10 @@ __all__ = [
     "Component",
     "ComponentRole",
     "IdocControl",
+    "MaterialActual",
+    "MaterialRole",
     "OrderItem",
+    "PerformanceReport",
     "Phase",
     "ProcessOrder",
     "Quantity",
@@ -175,3 +178,53 @@ class ProcessOrder:
             for component in phase.components
             if not component.deleted
         )
+
+
+# -- MES → ERP: what the plant did ----------------------------------------------------------
+
+
+class MaterialRole(Enum):
+    """What a reported material quantity is, independent of B2MML version or Tulip field names."""
+
+    CONSUMED = "consumed"  # issued to the order (SAP 261)
+    PRODUCED = "produced"  # the order's yield (SAP 101)
+    BY_PRODUCT = "by-product"  # co-/by-product received from the order (SAP 531)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaterialActual:
+    """One material quantity the MES reports for an order (B2MML MaterialActual, Tulip line).
+
+    ``reversal`` marks a correction that takes back an earlier posting of the same kind
+    (SAP 262 / 102 / 532). ``quantity`` is always positive; the direction is in the role.
+    """
+
+    role: MaterialRole
+    material: str
+    quantity: Quantity
+    batch: str | None = None
+    storage_location: str | None = None
+    plant: str | None = None
+    reservation: str | None = None
+    reservation_item: str | None = None
+    phase: str | None = None
+    reversal: bool = False
+    final: bool = False
+    source_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceReport:
+    """One MES message about one process order: what was consumed and produced, and when."""
+
+    sender: str
+    document_id: str  # B2MML BODID or the sender's document id; Tulip event id
+    contract: str
+    order_number: str
+    event_time: datetime  # aware; posting dates are taken from it in the plant's zone
+    plant: str | None
+    actuals: tuple[MaterialActual, ...]
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.contract.split('/')[0]}:{self.sender}:{self.document_id}"
