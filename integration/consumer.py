@@ -85,6 +85,7 @@ class ConsumerLoop:
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self.batches = 0
+        self._database_failed = False
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -107,6 +108,9 @@ class ConsumerLoop:
                 self._handle(deliveries, consumer, publisher)
                 backoff = self._settings.backoff_initial_s
             except TransientError as exc:
+                if not self._database_failed:
+                    self._metrics.set_connection("broker", False)
+                self._database_failed = False
                 log.warning("route %s: %s; backing off %.1f s", route.name, exc, backoff)
                 _close_quietly(consumer, publisher)
                 consumer = publisher = None
@@ -131,6 +135,7 @@ class ConsumerLoop:
             self._metrics.set_connection("database", True)
         except TransientError:
             self._metrics.set_connection("database", False)
+            self._database_failed = True
             raise
         failures = [result.failure for result in results if result.failure is not None]
         failures += self._conflicts(results, outcomes)

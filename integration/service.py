@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.brokers import connect_broker
 from adapters.tulip import TulipSettings, TulipTablesClient
-from contracts.errors import ConfigurationError
+from contracts.errors import ConfigurationError, TransientError
 from integration.bootstrap import Components
 from integration.broker import Broker, QueueSpec, Topology
 from integration.consumer import BatchSettings, ConsumerLoop
@@ -183,6 +183,7 @@ class Service:
         self._start_http()
         for relay in relays:
             self._spawn(f"relay-{relay.destination}", relay.run)
+        self._spawn("gauges", self._refresh_gauges)
         for loop in loops:
             self._spawn("consumer", loop.run)
         self._running.loops, self._running.relays = loops, relays
@@ -223,6 +224,18 @@ class Service:
         app = create_app(metrics_registry=self.metrics_registry, checks=checks)
         self.http = HttpServer(app, host=self.settings.http_host, port=self.settings.http_port)
         self.http.start()
+
+    def _refresh_gauges(self, every_s: float = 5.0) -> None:
+        """Backlog and parked counts come from the shared database, so every instance agrees."""
+        store = self.store
+        assert store is not None
+        while not self._stopped.wait(every_s):
+            try:
+                self.metrics.set_outbox_backlog(store.outbox_backlog())
+                self.metrics.set_parked(store.parked_count())
+                self.metrics.set_connection("database", True)
+            except TransientError:
+                self.metrics.set_connection("database", False)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"mesbridge-{name}", daemon=True)

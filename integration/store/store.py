@@ -300,6 +300,20 @@ class Store:
             connection.execution_options(**READ_ONLY)
             return int(connection.execute(query).scalar_one())
 
+    def parked_count(self) -> int:
+        """How many failed messages wait for an analyst (status ``parked``)."""
+        query = (
+            select(func.count())
+            .select_from(failed_message)
+            .where(failed_message.c.status == "parked")
+        )
+        with (
+            translate_errors("counting parked messages", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            return int(connection.execute(query).scalar_one())
+
     # -- failed messages ------------------------------------------------------------------
 
     def record_failure(self, failure: FailedMessage) -> int:

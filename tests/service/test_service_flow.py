@@ -89,6 +89,11 @@ def test_bad_and_conflicting_messages_are_parked_and_the_rest_flows(
         "IdempotencyConflict",
         "MalformedInput",
     }
+    registry = harness.service.metrics_registry
+    harness.wait_for(
+        lambda: registry.get_sample_value("mesbridge_parked_messages") == 3.0, timeout_s=15
+    )
+    assert registry.get_sample_value("mesbridge_outbox_backlog") == 0.0
 
 
 def test_stop_drains_the_batch_and_flushes_the_outbox(
