@@ -78,6 +78,7 @@ from contracts.errors import (
     OversizedMessage,
     UnusableInput,
 )
+from contracts.xmlpath import source_line
 
 if TYPE_CHECKING:
     from integration.settings import Settings
@@ -679,7 +680,7 @@ def _check_parsed_tree(root: etree._Element, source: str) -> None:
             findings=[
                 Finding(
                     where=f"element {etree.QName(suspect).localname} (XInclude)",
-                    line=_line_of(suspect),
+                    line=source_line(suspect),
                     expected="no XInclude elements",
                 )
             ],
@@ -690,7 +691,7 @@ def _check_parsed_tree(root: etree._Element, source: str) -> None:
         findings=[
             Finding(
                 where="entity reference",
-                line=_line_of(suspect),
+                line=source_line(suspect),
                 expected="no entity references",
             )
         ],
@@ -710,7 +711,7 @@ def _check_xml_depth(root: etree._Element, source: str, max_depth: int) -> None:
     if not isinstance(too_deep, list) or not too_deep:
         return
     first = too_deep[0]
-    line = _line_of(first) if isinstance(first, etree._Element) else None
+    line = source_line(first) if isinstance(first, etree._Element) else None
     raise MalformedInput(
         f"elements nested deeper than {max_depth} levels",
         message_ref=source,
@@ -833,11 +834,6 @@ def _locate(data: bytes, offset: int) -> tuple[int, int]:
 def _locate_text(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def _line_of(element: etree._Element) -> int | None:
-    line = element.sourceline
-    return line if isinstance(line, int) else None
 
 
 def _describe_byte(data: bytes, offset: int) -> str:

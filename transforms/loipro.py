@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from contracts.errors import Finding, MappingError
+from contracts.xmlpath import source_line
 from transforms.mapping import MappingProfile
 from transforms.model import (
     Component,
@@ -58,7 +59,9 @@ def parse_loipro(root: etree._Element, profile: MappingProfile) -> list[ProcessO
     if not idocs:
         raise MappingError(
             "the document holds no IDOC element",
-            findings=[Finding(where=f"/{root.tag}", line=_line(root), expected="one or more IDOC")],
+            findings=[
+                Finding(where=f"/{root.tag}", line=source_line(root), expected="one or more IDOC")
+            ],
         )
     return [_IdocReader(idoc, profile).order() for idoc in idocs]
 
@@ -103,14 +106,14 @@ class _IdocReader:
 
     def _ref(self, element: etree._Element) -> FieldRef:
         # The XPath is computed only if the value turns out to be wrong.
-        return FieldRef(partial(self._tree.getpath, element), _line(element))
+        return FieldRef(partial(self._tree.getpath, element), source_line(element))
 
     def _missing(self, parent: _Segment | etree._Element, name: str, expected: str) -> None:
         element = parent.element if isinstance(parent, _Segment) else parent
         self._findings.append(
             Finding(
                 where=f"{self._tree.getpath(element)}/{name}",
-                line=_line(element),
+                line=source_line(element),
                 expected=expected,
             )
         )
@@ -280,7 +283,7 @@ class _IdocReader:
             lambda: units.from_sap(
                 unit_element.text or "",
                 where=self._tree.getpath(unit_element),
-                line=_line(unit_element),
+                line=source_line(unit_element),
             )
         )
         if value is None or unit is None:
@@ -374,7 +377,7 @@ class _IdocReader:
                     self._findings.append(
                         Finding(
                             where=self._tree.getpath(element),
-                            line=_line(element),
+                            line=source_line(element),
                             value=element.text,
                             expected="a quantity of zero or more for a component issued (SHKZG H)",
                         )
@@ -409,7 +412,7 @@ class _IdocReader:
             self._findings.append(
                 Finding(
                     where=self._tree.getpath(indicator),
-                    line=_line(indicator),
+                    line=source_line(indicator),
                     value=indicator.text,
                     expected="H (issue) or S (receipt of a co-/by-product)",
                 )
@@ -429,12 +432,6 @@ class _IdocReader:
 
     def _flag(self, segment: _Segment, name: str) -> bool:
         return (self._text(segment, name) or "").upper() in _TRUE_FLAGS
-
-
-def _line(element: etree._Element) -> int | None:
-    # lxml-stubs leave sourceline untyped; lxml gives an int, or None for built trees.
-    line = element.sourceline
-    return line if isinstance(line, int) else None
 
 
 def _placeholder_quantity() -> Quantity:
