@@ -12,18 +12,21 @@ resend after a crash is recognisable downstream (DESIGN §4).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
 from contracts.errors import ConfigurationError, MappingError, MesbridgeError, UnusableInput
 from contracts.registry import Contract, ContractRegistry, describe_message
 from integration.intake import JsonMessage, XmlMessage
+from transforms.b2mml_performance import performance_report
 from transforms.b2mml_schedule import (
     B2MML_VERSIONS,
     B2mmlVersion,
@@ -32,6 +35,7 @@ from transforms.b2mml_schedule import (
 )
 from transforms.loipro import parse_loipro
 from transforms.mapping import MappingProfile
+from transforms.mbgmcr import IdocSender, goods_movement_idocs
 from transforms.model import ProcessOrder
 from transforms.tulip_workorder import order_to_tulip_record
 
@@ -45,6 +49,8 @@ _PASX_OUTPUTS = {
     "V7": ("b2mml/OperationsSchedule/V7", "pasx.OperationsSchedule", "OperationsSchedule"),
 }
 _TULIP_OUTPUT = ("tulip/workorder/1", "tulip.workorders")
+_SAP_GOODS_MOVEMENT = "sap-idoc/MBGMCR03/1"
+_PERFORMANCE_TYPES = frozenset({"ProductionPerformance", "OperationsPerformance"})
 
 
 _B2MML_VERBS = ("Process", "Sync", "Show", "Get", "Acknowledge", "Change", "Cancel", "Respond")
@@ -131,7 +137,46 @@ class Translator:
         """The targets this input can be transformed for."""
         if _is_process_order(accepted.contract):
             return (Target.PASX, Target.TULIP)
+        if _is_performance(accepted.contract):
+            return (Target.SAP,)
         return ()
+
+    def goods_movements(self, accepted: Accepted, *, created_at: datetime) -> list[Output]:
+        """A B2MML performance message as MBGMCR03 IDocs, one per material document (GM_CODE)."""
+        if not _is_performance(accepted.contract) or not isinstance(accepted.message, XmlMessage):
+            raise MappingError(
+                f"{accepted.contract.key} is not a production or operations performance",
+                message_ref=accepted.message_ref,
+            )
+        contract = self._registry.get(_SAP_GOODS_MOVEMENT)
+        try:
+            report = performance_report(
+                accepted.message.root, str(accepted.contract.key), self._profile
+            )
+            idocs = goods_movement_idocs(
+                report,
+                self._profile,
+                sender=_idoc_sender(self._profile),
+                created_at=created_at,
+                docnum_base=_docnum_base(report.idempotency_key),
+            )
+            for idoc in idocs:
+                self._registry.validate_xml(idoc.element, contract)
+        except MesbridgeError as exc:
+            raise exc.with_message_ref(accepted.message_ref) from exc
+        return [
+            Output(
+                target=Target.SAP,
+                contract=_SAP_GOODS_MOVEMENT,
+                message_id=str(idoc.message_id),
+                routing_key="sap.MBGMCR",
+                body=idoc.to_bytes(),
+                content_type="application/xml",
+                file_name=f"{report.order_number}-{idoc.docnum}.MBGMCR03.xml",
+                order_numbers=(report.order_number,),
+            )
+            for idoc in idocs
+        ]
 
     def orders(self, accepted: Accepted) -> list[ProcessOrder]:
         if not _is_process_order(accepted.contract) or not isinstance(accepted.message, XmlMessage):
@@ -162,6 +207,8 @@ class Translator:
         ``orders`` saves parsing again when the caller already has ``self.orders(accepted)``.
         """
         supported = self.targets(accepted)
+        if target is Target.SAP and target in supported:
+            return self.goods_movements(accepted, created_at=created_at)
         if target not in supported:
             raise MappingError(
                 f"{accepted.contract.key} cannot be transformed for {target.value}; "
@@ -221,6 +268,31 @@ class Translator:
 
 def _is_process_order(contract: Contract) -> bool:
     return contract.key.family == "sap-idoc" and contract.key.type.startswith("LOIPRO")
+
+
+def _is_performance(contract: Contract) -> bool:
+    return contract.key.family == "b2mml" and contract.key.type in _PERFORMANCE_TYPES
+
+
+def _idoc_sender(profile: MappingProfile) -> IdocSender:
+    sap = profile.sap
+    return IdocSender(
+        port=sap.sender_port,
+        partner_type=sap.sender_partner_type,
+        partner=sap.sender_partner,
+        receiver_port=sap.receiver_port,
+        receiver_partner_type=sap.receiver_partner_type,
+        receiver_partner=sap.receiver_partner,
+        timezone=ZoneInfo(sap.timezone) if sap.timezone else profile.default_timezone,
+        client=sap.client,
+    )
+
+
+def _docnum_base(idempotency_key: str) -> int:
+    # Deterministic from the input, so transforming the same message again gives the same
+    # DOCNUMs. The service will use its outbox row id instead, which is unique by construction.
+    digest = int(hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest(), 16)
+    return digest % 10**14
 
 
 def _output_id(orders: Sequence[ProcessOrder], contract_key: str) -> str:

@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from contracts.errors import ConfigurationError
 from transforms.units import UnitRow, UnitTable
 
-__all__ = ["TULIP_WORK_ORDER_FIELDS", "B2mmlIdentity", "MappingProfile", "TulipWorkOrderColumns"]
+__all__ = [
+    "TULIP_WORK_ORDER_FIELDS",
+    "B2mmlIdentity",
+    "MappingProfile",
+    "SapPartner",
+    "TulipWorkOrderColumns",
+]
 
 # The canonical work-order fields mesbridge writes to Tulip, and the column label each
 # has by default. The table's column *ids* differ per Tulip instance: they come from
@@ -45,6 +51,20 @@ class B2mmlIdentity:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SapPartner:
+    """Who mesbridge is towards SAP in the IDocs it writes (EDI_DC40 sender and receiver)."""
+
+    sender_port: str = "MESBRIDGE"
+    sender_partner_type: str = "LS"
+    sender_partner: str = "MESCLNT"
+    receiver_port: str = "SAPERP"
+    receiver_partner_type: str = "LS"
+    receiver_partner: str = "ERPCLNT200"
+    client: str | None = None
+    timezone: str | None = None  # zone of CREDAT/CRETIM; default: the profile's default zone
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TulipWorkOrderColumns:
     """Canonical field name → Tulip column id; a field without a column id is not written."""
 
@@ -60,6 +80,7 @@ class MappingProfile:
     units: UnitTable
     b2mml: B2mmlIdentity
     tulip_columns: TulipWorkOrderColumns
+    sap: SapPartner = SapPartner()
 
     def plant_timezone(self, plant: str) -> ZoneInfo:
         return self.plant_timezones.get(plant, self.default_timezone)
@@ -70,7 +91,9 @@ class MappingProfile:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> MappingProfile:
         reader = _Reader(data, source)
-        reader.only("version", "default_timezone", "plants", "senders", "units", "b2mml", "tulip")
+        reader.only(
+            "version", "default_timezone", "plants", "senders", "units", "b2mml", "tulip", "sap"
+        )
         version = reader.text("version")
         default_tz = _zone(reader.text("default_timezone"), f"{source}: default_timezone")
         plants = _timezones(reader.table("plants", default={}), f"{source}: plants")
@@ -90,7 +113,13 @@ class MappingProfile:
             f"{source}: tulip.work_order_columns",
         )
         columns.only(*TULIP_WORK_ORDER_FIELDS)
+        sap_data = _Reader(reader.table("sap", default={}), f"{source}: sap")
+        sap_data.only(*SapPartner.__dataclass_fields__)
+        sap_values = {name: sap_data.text(name) for name in sap_data.keys_list()}
+        if "timezone" in sap_values:
+            _zone(sap_values["timezone"], f"{source}: sap.timezone")
         return cls(
+            sap=SapPartner(**sap_values),
             version=version,
             default_timezone=default_tz,
             plant_timezones=plants,

@@ -42,10 +42,16 @@ def _judge(components: Components, path: Path) -> _Verdict:
     try:
         accepted = _accept(components, path)
         translator = components.translator()
-        if translator.targets(accepted):
+        targets = translator.targets(accepted)
+        if Target.PASX in targets:
             orders = translator.orders(accepted)
             numbers = ", ".join(order.order_number for order in orders)
             detail = f"{len(orders)} order{'s' if len(orders) != 1 else ''} ({numbers})"
+        elif Target.SAP in targets:
+            # Mapping it all the way proves every actual can be posted without guessing.
+            idocs = translator.goods_movements(accepted, created_at=datetime.now(UTC))
+            numbers = ", ".join(sorted({n for idoc in idocs for n in idoc.order_numbers}))
+            detail = f"{len(idocs)} goods-movement IDoc(s) for order {numbers}"
         else:
             detail = "valid"
         return _Verdict(str(path), EXIT_OK, str(accepted.contract.key), detail)

@@ -164,3 +164,42 @@ def test_latin1_idoc_from_a_non_unicode_sap_system(runner: CliRunner, tmp_path: 
     assert result.exit_code == 0, result.stderr
     records = json.loads(result.stdout)
     assert records[0]["phases"] == "0010 Tablettierung Größe 1 - Presse"
+
+
+PERFORMANCE = REPO / "tests" / "fixtures" / "b2mml"
+V0600_PERFORMANCE = (
+    PERFORMANCE / "ProductionPerformance/V0600/valid/consumption_yield_byproduct.xml"
+)
+V7_PERFORMANCE = PERFORMANCE / "OperationsPerformance/V7/valid/consumption_yield_byproduct.xml"
+
+
+def test_transform_performance_to_sap_goods_movements(runner: CliRunner, tmp_path: Path) -> None:
+    checked = runner.invoke(cli, ["validate", str(V0600_PERFORMANCE)])
+    assert checked.exit_code == 0, checked.stderr
+    assert "3 goods-movement IDoc(s) for order 000001000300" in checked.stdout
+    result = runner.invoke(
+        cli, ["transform", str(V0600_PERFORMANCE), "--to", "sap", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.stderr
+    codes = []
+    for path in sorted(tmp_path.iterdir()):
+        root = etree.parse(str(path)).getroot()
+        assert root.tag == "MBGMCR03"
+        codes.append(root.findtext("IDOC/E1MBGMCR/E1BP2017_GM_CODE/GM_CODE"))
+        assert {item.findtext("ORDERID") for item in root.iter("E1BP2017_GM_ITEM_CREATE")} == {
+            "000001000300"
+        }
+    assert codes == ["02", "03", "05"]  # one material document per GM_CODE
+    again = tmp_path / "again"
+    runner.invoke(cli, ["transform", str(V0600_PERFORMANCE), "--to", "sap", "--out", str(again)])
+    assert sorted(p.name for p in again.iterdir()) == sorted(
+        p.name for p in tmp_path.iterdir() if p.is_file()
+    )  # the same DOCNUMs again: derived from the message, not from a counter
+
+
+def test_unpostable_performance_is_refused_naming_each_field(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["transform", str(V7_PERFORMANCE), "--to", "sap"])
+    assert result.exit_code == 1
+    assert "PLANT" in result.stderr
+    assert "found '3.1416', expected at most 3 decimals" in result.stderr
+    assert result.stdout == ""
