@@ -24,7 +24,7 @@ class Components:
 
     @cached_property
     def limits(self) -> IntakeLimits:
-        return IntakeLimits(max_bytes=self.settings.max_message_bytes)
+        return IntakeLimits.from_settings(self.settings)
 
     @cached_property
     def registry(self) -> ContractRegistry:

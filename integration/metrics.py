@@ -29,6 +29,8 @@ from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from integration.store.records import Destination
+
 __all__ = [
     "BATCH_SETTLE_BUCKETS",
     "BATCH_SIZE_BUCKETS",
@@ -71,13 +73,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     RETRIED = "retried"
     PARKED = "parked"
-
-
-class Destination(StrEnum):
-    """Where an output is published: the outbound exchange or the Tulip Tables API."""
-
-    AMQP = "amqp"
-    TULIP = "tulip"
 
 
 class PublishResult(StrEnum):

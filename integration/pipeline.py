@@ -12,22 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from contracts.errors import PermanentError
 from integration.broker import Delivery
 from integration.intake import IntakeLimits, XmlMessage, read_message
 from integration.routes import Accepted, Output, Target, Translator
-from integration.store import FailedMessage, InboundRecord, OutboundMessage
+from integration.store import Destination, FailedMessage, InboundRecord, OutboundMessage
 from transforms.model import ProcessOrder
 
 __all__ = ["Destination", "Pipeline", "PipelineResult", "RouteSpec"]
-
-
-class Destination(StrEnum):
-    AMQP = "amqp"
-    TULIP = "tulip"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,13 +96,14 @@ class Pipeline:
         self, delivery: Delivery, accepted: Accepted, contract: str, now: datetime
     ) -> InboundRecord:
         orders = self._translator.orders(accepted)
+        key = _idempotency_key(orders)
         outputs: list[OutboundMessage] = []
         for target, destination in self._route.targets.items():
             for output in self._translator.outputs(accepted, target, created_at=now, orders=orders):
-                outputs.append(self._outbound(output, destination, orders))
+                outputs.append(self._outbound(output, destination, key))
         assert isinstance(accepted.message, XmlMessage)
         return InboundRecord(
-            idempotency_key=_idempotency_key(orders),
+            idempotency_key=key,
             content_sha256=accepted.message.sha256,
             route=self._route.name,
             contract=contract,
@@ -118,11 +113,11 @@ class Pipeline:
         )
 
     def _outbound(
-        self, output: Output, destination: Destination, orders: Sequence[ProcessOrder]
+        self, output: Output, destination: Destination, source_key: str
     ) -> OutboundMessage:
         headers = {
             "x-mesbridge-contract": output.contract,
-            "x-mesbridge-source": _idempotency_key(orders),
+            "x-mesbridge-source": source_key,
             "x-mesbridge-orders": ",".join(output.order_numbers),
             "x-mesbridge-route": self._route.name,
         }

@@ -149,7 +149,6 @@ class OutboxRelay:
         self._backoff_max_s = backoff_max_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self.sent = 0
 
     @property
     def destination(self) -> str:
@@ -201,7 +200,6 @@ class OutboxRelay:
             self._store.mark_sent(sorted(delivered), sent_at=now)
         # Rows not delivered (unroutable, refused) keep their claim until the lease runs out:
         # that is their back-off, and newer rows are not held up behind them.
-        self.sent += len(delivered)
         for row in rows:
             route = row.headers.get("x-mesbridge-route")
             if row.id in delivered and route:

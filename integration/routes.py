@@ -30,7 +30,6 @@ from transforms.b2mml_performance import performance_report
 from transforms.b2mml_schedule import (
     B2MML_VERSIONS,
     B2mmlVersion,
-    schedule_document_id,
     to_pasx_schedule,
 )
 from transforms.loipro import parse_loipro
@@ -117,6 +116,7 @@ class Translator:
         self._registry = registry
         self._profile = profile
         self._pasx_version: B2mmlVersion = "V7" if pasx_version == "V7" else "V0600"
+        self._idoc_sender = _idoc_sender(profile)
 
     def accept(self, message: XmlMessage | JsonMessage) -> Accepted:
         if isinstance(message, XmlMessage):
@@ -156,7 +156,7 @@ class Translator:
             idocs = goods_movement_idocs(
                 report,
                 self._profile,
-                sender=_idoc_sender(self._profile),
+                sender=self._idoc_sender,
                 created_at=created_at,
                 docnum_base=_docnum_base(report.idempotency_key),
             )
@@ -238,7 +238,7 @@ class Translator:
         return Output(
             target=Target.PASX,
             contract=contract_key,
-            message_id=schedule_document_id(orders),
+            message_id=_bodid(document),
             routing_key=routing_key,
             body=body,
             content_type="application/xml",
@@ -264,6 +264,14 @@ class Translator:
             file_name=f"{_stem(orders)}.workorder.json",
             order_numbers=tuple(order.order_number for order in orders),
         )
+
+
+def _bodid(document: etree._Element) -> str:
+    # The writer derived it from the input (schedule_document_id): read it, don't derive again.
+    ns = etree.QName(document).namespace
+    bodid = document.findtext(f"{{{ns}}}ApplicationArea/{{{ns}}}BODID")
+    assert bodid, "every schedule the writers produce carries a BODID"
+    return bodid
 
 
 def _is_process_order(contract: Contract) -> bool:

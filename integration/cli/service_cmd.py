@@ -48,12 +48,6 @@ def run(components: Components, config_file: Path | None, demo: bool) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.database_url.startswith("sqlite:///") and not settings.database_url.startswith(
-        "sqlite:////"
-    ):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
     service = Service(settings)
     try:
         service.start()

@@ -14,6 +14,7 @@ Database outages surface as ``contracts.errors.TransientError``.
 
 from .migrate import current_revision, downgrade, head_revision, upgrade
 from .records import (
+    Destination,
     FailedMessage,
     InboundRecord,
     InboxEntry,
@@ -27,6 +28,7 @@ from .translate import TRANSIENT_DB_ERRORS, is_transient
 __all__ = [
     "DEFAULT_CLAIM_LEASE",
     "TRANSIENT_DB_ERRORS",
+    "Destination",
     "FailedMessage",
     "InboundRecord",
     "InboxEntry",

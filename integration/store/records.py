@@ -11,11 +11,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 
 from contracts.errors import Finding, MesbridgeError
 
 __all__ = [
+    "Destination",
     "FailedMessage",
     "InboundRecord",
     "InboxEntry",
@@ -35,6 +36,13 @@ def _require_aware(name: str, value: datetime) -> None:
 def _require_text(name: str, value: str) -> None:
     if not value:
         raise ValueError(f"{name} is empty")
+
+
+class Destination(StrEnum):
+    """Where an outbox row goes: the outbound exchange, or the Tulip Tables API."""
+
+    AMQP = "amqp"
+    TULIP = "tulip"
 
 
 class SettleOutcome(Enum):

@@ -50,6 +50,8 @@ def test_each_order_gives_exactly_one_valid_schedule_despite_duplicates(
         assert registry.validate_xml(root, contract) is contract
         numbers.update(root.xpath("//b:ProductionRequest/b:ID/text()", namespaces=NS))
         assert delivery.headers["x-mesbridge-contract"] == "b2mml/ProductionSchedule/V0600"
+        # The message id is the document's BODID, so SAP-side and MES-side ids agree.
+        assert delivery.message_id == root.findtext("b:ApplicationArea/b:BODID", namespaces=NS)
     assert numbers == {f"{600000 + n:012d}" for n in range(1, 41)}
     metrics = httpx.get(f"http://127.0.0.1:{harness.service.http.port}/metrics").text  # type: ignore[union-attr]
     assert 'mesbridge_messages_processed_total{outcome="ok",route="process-order"} 40.0' in metrics
