@@ -23,6 +23,7 @@ __all__ = [
     "OrderItem",
     "PerformanceReport",
     "Phase",
+    "PhaseConfirmation",
     "ProcessOrder",
     "Quantity",
     "RecipeReference",
@@ -214,6 +215,24 @@ class MaterialActual:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PhaseConfirmation:
+    """What the MES confirms for one phase of the order: yield, scrap, and whether it is final.
+
+    Quantities are in the order's unit as the MES reported them; a phase confirmed with
+    neither yield nor scrap is still a confirmation (activity or completion only).
+    ``final`` is SAP's final confirmation (no further confirmations expected for the phase).
+    """
+
+    phase: str  # SAP phase/operation number (VORNR), e.g. "0020"
+    yield_quantity: Quantity | None = None
+    scrap_quantity: Quantity | None = None
+    final: bool = False
+    started_at: datetime | None = None  # aware
+    finished_at: datetime | None = None  # aware
+    source_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PerformanceReport:
     """One MES message about one process order: what was consumed and produced, and when."""
 
@@ -224,6 +243,7 @@ class PerformanceReport:
     event_time: datetime  # aware; posting dates are taken from it in the plant's zone
     plant: str | None
     actuals: tuple[MaterialActual, ...]
+    confirmations: tuple[PhaseConfirmation, ...] = ()
 
     @property
     def idempotency_key(self) -> str:
