@@ -16,7 +16,14 @@ Keeps RabbitMQ's semantics that mesbridge relies on, in one process and in memor
   in order, as a quorum queue does; ``x-delivery-count`` from the second delivery on;
 - ``publish_batch`` with immediate confirms: ``UNROUTABLE`` when no queue is bound,
   ``NACKED`` when a queue limited by :meth:`InMemoryBroker.limit_queue` is full;
-  publishing to an exchange that does not exist raises ``TransientError``.
+  publishing to an exchange that does not exist raises ``TransientError``;
+- message TTL: a queue's ``message_ttl_ms`` and a message's ``expiration_ms`` (the
+  lower counts), expired only at the head of the queue, as RabbitMQ does, and
+  dead-lettered with reason ``expired`` (``x-death`` with ``original-expiration``),
+  also through the default exchange ``''`` to the queue named by the dead-letter
+  routing key (the retry delay queues). Expiry is checked whenever the broker is
+  used: every ``fetch`` that waits wakes up when the next message is due, so a
+  consumer of the target queue gets it on time.
 
 Where RabbitMQ would drop a message (rejected without requeue from a queue with no
 dead-letter exchange, or dead-lettered to an exchange that routes it nowhere), this
@@ -79,6 +86,8 @@ class _Message:
     timestamp: int | None
     redelivered: bool = False
     delivery_count: int = 0  # earlier deliveries that were not acknowledged
+    expiration_ms: int | None = None  # the per-message TTL it was published with
+    expires_at: float | None = None  # time.monotonic() deadline in the queue it is in
 
     def delivery(self, tag: int) -> Delivery:
         headers = plain_headers(self.headers)
@@ -189,6 +198,7 @@ class InMemoryBroker:
         """Messages ready in ``queue``, not counting unacknowledged ones (RabbitMQ's
         ``messages_ready``, what a passive declare reports)."""
         with self._cond:
+            self._expire_due()
             return len(self._queue(queue).ready)
 
     def unacked_count(self, queue: str) -> int:
@@ -202,18 +212,21 @@ class InMemoryBroker:
     def get(self, queue: str) -> Delivery | None:
         """Take the next ready message, already acknowledged (``basic.get`` with no-ack)."""
         with self._cond:
+            self._expire_due()
             ready = self._queue(queue).ready
             return ready.pop(0).delivery(next(self._get_tags)) if ready else None
 
     def peek(self, queue: str) -> Delivery | None:
         """The next ready message, left in the queue (its delivery tag means nothing)."""
         with self._cond:
+            self._expire_due()
             ready = self._queue(queue).ready
             return ready[0].delivery(0) if ready else None
 
     def lost_and_found(self) -> list[Delivery]:
         """Messages RabbitMQ would have dropped (see the module docstring), oldest first."""
         with self._cond:
+            self._expire_due()
             return list(self._lost)
 
     def limit_queue(self, queue: str, max_length: int | None) -> None:
@@ -259,12 +272,12 @@ class InMemoryBroker:
         if existing is None:
             self._queues[spec.name] = _Queue(spec=spec)
         else:
-            before = (existing.spec.dead_letter_exchange, existing.spec.dead_letter_routing_key)
-            wanted = (spec.dead_letter_exchange, spec.dead_letter_routing_key)
+            before = _queue_arguments(existing.spec)
+            wanted = _queue_arguments(spec)
             if before != wanted:
                 raise ConfigurationError(
                     f"queue {spec.name!r} cannot be declared: it exists with dead-letter "
-                    f"exchange/routing key {before}, the topology asks for {wanted}"
+                    f"exchange/routing key/message TTL {before}, the topology asks for {wanted}"
                 )
         bindings = self._exchanges[spec.exchange] if spec.exchange else []
         for pattern in spec.bindings:
@@ -296,6 +309,7 @@ class InMemoryBroker:
             content_type=envelope.content_type,
             headers=plain_headers(envelope.headers),
             timestamp=int(time.time()),
+            expiration_ms=envelope.expiration_ms,
         )
         queues = self._routes(envelope.exchange, envelope.routing_key)
         if not queues:
@@ -312,7 +326,12 @@ class InMemoryBroker:
             if queue.max_length is not None and len(queue.ready) >= queue.max_length:
                 refused = True
                 continue
-            copy = replace(message, seq=next(self._seq), headers=plain_headers(message.headers))
+            copy = replace(
+                message,
+                seq=next(self._seq),
+                headers=plain_headers(message.headers),
+                expires_at=_deadline(queue.spec.message_ttl_ms, message.expiration_ms),
+            )
             queue.ready.append(copy)
         self._cond.notify_all()
         return refused
@@ -330,11 +349,10 @@ class InMemoryBroker:
                 bisect.insort(queue.ready, message, key=lambda held: held.seq)
         self._cond.notify_all()
 
-    def _dead_letter(self, queue_name: str, message: _Message) -> None:
-        queue = self._queues[queue_name]
-        queue.unacked -= 1
-        spec = queue.spec
-        headers = _with_death(message, queue_name)
+    def _dead_letter(self, queue_name: str, message: _Message, *, reason: str) -> None:
+        """Dead-letter ``message``, already taken out of ``queue_name`` (ready or unacked)."""
+        spec = self._queues[queue_name].spec
+        headers = _with_death(message, queue_name, reason)
         dead = replace(
             message,
             exchange=spec.dead_letter_exchange or "",
@@ -342,22 +360,46 @@ class InMemoryBroker:
             headers=headers,
             redelivered=False,
             delivery_count=0,
+            # RabbitMQ drops the expiration (kept in x-death), so it cannot expire again.
+            expiration_ms=None,
         )
         targets: list[str] = []
-        if spec.dead_letter_exchange in self._exchanges:
+        if spec.dead_letter_exchange == "" or spec.dead_letter_exchange in self._exchanges:
             targets = self._routes(dead.exchange, dead.routing_key)
         if not targets:
             log.warning(
-                "memory://%s: message %r rejected from queue %r has no dead-letter route "
+                "memory://%s: message %r %s from queue %r has no dead-letter route "
                 "(exchange %r); kept in lost_and_found, RabbitMQ would drop it",
                 self.name,
                 message.message_id,
+                reason,
                 queue_name,
                 spec.dead_letter_exchange,
             )
             self._lost.append(dead.delivery(0))
             return
         self._enqueue(dead, targets)
+
+    def _expire_due(self) -> None:
+        """Dead-letter every message whose TTL ran out at the head of its queue."""
+        now = time.monotonic()
+        for name, queue in self._queues.items():
+            ready = queue.ready
+            # Bounded by what is there now: a queue dead-lettering into itself cannot spin.
+            for _ in range(len(ready)):
+                head = ready[0] if ready else None
+                if head is None or head.expires_at is None or head.expires_at > now:
+                    break
+                self._dead_letter(name, ready.pop(0), reason="expired")
+
+    def _next_expiry(self) -> float | None:
+        """When the earliest head of a queue expires (``time.monotonic()``), if any does."""
+        heads = [
+            queue.ready[0].expires_at
+            for queue in self._queues.values()
+            if queue.ready and queue.ready[0].expires_at is not None
+        ]
+        return min(heads, default=None)
 
     def _take(self, queue_name: str, count: int) -> list[_Message]:
         queue = self._queues[queue_name]
@@ -369,12 +411,12 @@ class InMemoryBroker:
         self._connections.discard(connection)
 
 
-def _with_death(message: _Message, queue: str) -> dict[str, Any]:
+def _with_death(message: _Message, queue: str, reason: str) -> dict[str, Any]:
     """RabbitMQ's dead-letter headers: ``x-death`` (most recent first) and ``x-first-death-*``."""
     headers = plain_headers(message.headers)
     deaths: list[dict[str, Any]] = list(headers.get("x-death") or [])
     for index, earlier in enumerate(deaths):
-        if earlier.get("queue") == queue and earlier.get("reason") == "rejected":
+        if earlier.get("queue") == queue and earlier.get("reason") == reason:
             deaths.pop(index)
             count = int(earlier.get("count", 0)) + 1
             death = {**earlier, "count": count, "time": _now()}
@@ -382,17 +424,30 @@ def _with_death(message: _Message, queue: str) -> dict[str, Any]:
     else:
         death = {
             "count": 1,
-            "reason": "rejected",
+            "reason": reason,
             "queue": queue,
             "time": _now(),
             "exchange": message.exchange,
             "routing-keys": [message.routing_key],
         }
+        if message.expiration_ms is not None:
+            death["original-expiration"] = str(message.expiration_ms)
     headers["x-death"] = [death, *deaths]
     headers.setdefault("x-first-death-exchange", message.exchange)
     headers.setdefault("x-first-death-queue", queue)
-    headers.setdefault("x-first-death-reason", "rejected")
+    headers.setdefault("x-first-death-reason", reason)
     return headers
+
+
+def _queue_arguments(spec: QueueSpec) -> tuple[str | None, str | None, int | None]:
+    """What RabbitMQ compares when a queue is declared again (a difference is a 406)."""
+    return (spec.dead_letter_exchange, spec.dead_letter_routing_key, spec.message_ttl_ms)
+
+
+def _deadline(queue_ttl_ms: int | None, message_ttl_ms: int | None) -> float | None:
+    """When a message put in a queue now expires: the lower of the two TTLs counts."""
+    ttls = [ttl for ttl in (queue_ttl_ms, message_ttl_ms) if ttl is not None]
+    return time.monotonic() + min(ttls) / 1000 if ttls else None
 
 
 class InMemoryConsumer:
@@ -417,15 +472,19 @@ class InMemoryConsumer:
         with self._broker._cond:
             while True:
                 self._raise_if_dead()
+                self._broker._expire_due()
                 room = max_messages
                 if self._prefetch:
                     room = min(room, self._prefetch - len(self._unacked))
                 if room > 0 and self._broker._queues[self._queue].ready:
                     break
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     return []
-                self._broker._cond.wait(remaining)
+                # Wake up for the next expiry too: it may dead-letter into this queue.
+                due = self._broker._next_expiry()
+                self._broker._cond.wait(remaining if due is None else min(remaining, due - now))
             batch: list[Delivery] = []
             for message in self._broker._take(self._queue, room):
                 tag = next(self._tags)
@@ -451,7 +510,8 @@ class InMemoryConsumer:
                 # A quorum queue puts a rejected message at the back of the queue.
                 self._broker._requeue(self._queue, [message], at_back=True)
             else:
-                self._broker._dead_letter(self._queue, message)
+                self._broker._queues[self._queue].unacked -= 1
+                self._broker._dead_letter(self._queue, message, reason="rejected")
 
     def close(self) -> None:
         """Requeue what was not acknowledged (``redelivered=True``)."""

@@ -15,7 +15,14 @@ importing upward.
     │   ├── MappingError          valid, but a value cannot be mapped without guessing
     │   └── IdempotencyConflict   a key seen before arrives with different content
     ├── TransientError            may succeed later: retry with backoff
+    │   └── RetryLater            THIS message cannot go on yet (an order SAP has not sent,
+    │                             SAP says the order is locked): delay it, let others flow
     └── ConfigurationError        the installation is wrong; refuse to start
+
+A plain ``TransientError`` means a dependency (database, broker, downstream
+system) is away: the consumer stops consuming and backs off, and nothing is
+parked for it. ``RetryLater`` is about one message: it goes through the delay
+queues and is parked when its attempts or its age run out.
 
 Every message-related error names the message (``message_ref``) and carries
 ``findings``: where (XPath or segment/field), the line, the value found and what
@@ -38,6 +45,7 @@ __all__ = [
     "MesbridgeError",
     "OversizedMessage",
     "PermanentError",
+    "RetryLater",
     "TransientError",
     "UnknownContract",
     "UnusableInput",
@@ -124,7 +132,18 @@ class UnknownContract(PermanentError):
 
 
 class ContractViolation(PermanentError):
-    """The message does not satisfy the schema of its contract."""
+    """The message does not satisfy the schema of its contract (``contract``: its key)."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        message_ref: str | None = None,
+        findings: Iterable[Finding] = (),
+        contract: str | None = None,
+    ) -> None:
+        self.contract = contract
+        super().__init__(summary, message_ref=message_ref, findings=findings)
 
 
 class MappingError(PermanentError):
@@ -137,6 +156,10 @@ class IdempotencyConflict(PermanentError):
 
 class TransientError(MesbridgeError):
     """A dependency is unavailable or busy; the same message may succeed later."""
+
+
+class RetryLater(TransientError):
+    """This message cannot take effect yet, though nothing is broken; others may go on."""
 
 
 class ConfigurationError(MesbridgeError):

@@ -98,17 +98,22 @@ def _is_element(node: etree._Element, name: str) -> bool:
 
 
 def _text(parent: etree._Element, name: str) -> str | None:
-    value = parent.findtext(name)  # the first child of that name; C speed on the message path
-    return (value.strip() or None) if value is not None else None
+    # The first unqualified child of that name, as findtext(name) finds it, without lxml's
+    # Python path machinery (half the cost, on every message).
+    child = next(parent.iterchildren(name), None)
+    if child is None:
+        return None
+    value = child.text
+    return (value.strip() or None) if value else None
 
 
 def read_idoc_envelope(root: etree._Element) -> IdocEnvelope:
     """Every ``IDOC``'s control record; ``UnknownContract`` if one is missing or they differ."""
     controls: list[IdocControl] = []
     missing: list[Finding] = []
-    idocs = root.findall(IDOC_ELEMENT)
+    idocs = list(root.iterchildren(IDOC_ELEMENT))
     for position, idoc in enumerate(idocs, start=1):
-        record = idoc.find(CONTROL_RECORD)
+        record = next(idoc.iterchildren(CONTROL_RECORD), None)
         if record is None or _text(record, "IDOCTYP") is None:
             missing.append(
                 Finding(
@@ -336,9 +341,7 @@ _DOCNUMS_SHOWN = 3
 
 def _describe_idoc(root: etree._Element) -> str:
     records = [
-        next((c for c in idoc if _is_element(c, CONTROL_RECORD)), None)
-        for idoc in root
-        if _is_element(idoc, IDOC_ELEMENT)
+        next(idoc.iterchildren(CONTROL_RECORD), None) for idoc in root.iterchildren(IDOC_ELEMENT)
     ]
     docnums = [(_text(r, "DOCNUM") if r is not None else None) or "?" for r in records]
     first = records[0]

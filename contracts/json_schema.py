@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ def _scalar(instance: object) -> str | None:
         return json.dumps(instance)
     if isinstance(instance, int | float):
         return repr(instance)
+    if isinstance(instance, Decimal):  # intake parses JSON fractions as Decimal: show the number
+        return str(instance)
     try:
         return json.dumps(instance, separators=(",", ":"), default=str)
     except (TypeError, ValueError):

@@ -144,14 +144,30 @@ class ContractRegistry:
         release = root.get("releaseID")
         if release is not None:
             found += f" with releaseID {release!r}"
+        # The same root in another namespace is usually another version of a known message
+        # (B2MML V0401 for V0600): name the versions that are supported for that root first.
+        versions = [
+            f"{c.key} (namespace {c.identify.namespace or '(none)'})"
+            for c in self._roots
+            if isinstance(c.identify, RootRule) and local_name(root) in c.identify.root
+        ]
+        same_root = (
+            f"{local_name(root)} is supported only as " + "; ".join(versions) + "; "
+            if versions
+            else ""
+        )
         raise UnknownContract(
-            f"no contract for {found}; {self._supported(RootRule)}",
+            f"no contract for {found}; {same_root}{self._supported(RootRule)}",
             findings=[
                 Finding(
                     where=element_path(root),
                     line=source_line(root),
                     value=_clark(root),
-                    expected="a root element of a supported contract",
+                    expected=(
+                        "one of the supported versions: " + "; ".join(versions)
+                        if versions
+                        else "a root element of a supported contract"
+                    ),
                 )
             ],
         )
@@ -260,7 +276,11 @@ class ContractRegistry:
 def _violation(contract: Contract, findings: list[Finding]) -> ContractViolation:
     count = len(findings)
     problems = "1 problem" if count == 1 else f"{count} problems"
-    return ContractViolation(f"does not satisfy {contract.key} ({problems})", findings=findings)
+    return ContractViolation(
+        f"does not satisfy {contract.key} ({problems})",
+        findings=findings,
+        contract=str(contract.key),
+    )
 
 
 def _clark(root: etree._Element) -> str:

@@ -11,6 +11,8 @@ from integration.intake import IntakeLimits, require_lxml
 from integration.mapping_files import load_mapping_profile
 from integration.routes import Translator
 from integration.settings import Settings
+from integration.store.engine import create_store_engine
+from integration.store.order_contexts import OrderContexts
 from transforms.mapping import MappingProfile
 
 __all__ = ["Components"]
@@ -40,7 +42,19 @@ class Components:
         path = self.settings.mapping_file
         return load_mapping_profile(Path(path) if path else None)
 
-    def translator(self, pasx_version: str | None = None) -> Translator:
+    @cached_property
+    def order_contexts(self) -> OrderContexts:
+        """The service's record of the orders SAP sent (connects on first lookup)."""
+        return OrderContexts(create_store_engine(self.settings.database_url))
+
+    def translator(
+        self, pasx_version: str | None = None, *, with_order_contexts: bool = False
+    ) -> Translator:
+        """``with_order_contexts``: complete goods movements from the store (the service);
+        the offline CLI has no store and uses the message and the mapping profile only."""
         return Translator(
-            self.registry, self.profile, pasx_version=pasx_version or self.settings.pasx_profile
+            self.registry,
+            self.profile,
+            pasx_version=pasx_version or self.settings.pasx_profile,
+            order_contexts=self.order_contexts if with_order_contexts else None,
         )

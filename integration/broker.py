@@ -16,6 +16,11 @@ Semantics every implementation keeps:
   waits for the broker's confirms of the whole batch; each message gets a
   ``PublishResult``. An unroutable message is ``UNROUTABLE``, never silently
   dropped. Connection problems raise ``TransientError``.
+- A queue with ``message_ttl_ms`` (or a message with ``expiration_ms``: the lower of
+  the two counts) dead-letters a message that waited that long, with reason
+  ``expired``, to its dead-letter exchange; ``dead_letter_exchange=""`` is the default
+  exchange, which routes by ``dead_letter_routing_key`` = a queue's name. As on
+  RabbitMQ, a message expires only when it reaches the head of its queue.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class Envelope:
     message_id: str
     content_type: str = "application/octet-stream"
     headers: Mapping[str, Any] = field(default_factory=dict)
+    # AMQP per-message TTL: the message is dead-lettered after waiting this long in a queue.
+    expiration_ms: int | None = None
 
 
 class PublishResult(Enum):
@@ -77,8 +84,11 @@ class QueueSpec:
     name: str
     exchange: str
     bindings: tuple[str, ...]
+    # None: no dead-lettering; "": the default exchange (dead_letter_routing_key = a queue).
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
+    # x-message-ttl: a message that waited this long is dead-lettered (retry delay queues).
+    message_ttl_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

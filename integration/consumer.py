@@ -8,9 +8,22 @@ copied to the parking-lot queue; only then is the whole batch acknowledged with
 one multiple-ack. A crash anywhere before the ack means redelivery, and the
 inbox turns the redelivered inputs into duplicates: no second effect.
 
+A message the pipeline answers with ``RetryLater`` (it cannot take effect yet)
+is copied to the route's delay queue for its attempt (``integration/retry.py``),
+with its attempt count, first-seen time and last error in headers; the copy is
+confirmed by the broker before the batch is acknowledged, so the messages behind
+it flow on and the message itself comes back after the delay. When the attempt
+was the last one (``RetryPolicy.max_attempts``) or the message is older than
+``max_age``, it is parked instead (error class ``RetryLater``, "gave up after N
+attempts over T: <last error>").
+
 A transient error (database or broker away) must not park anything: the loop
 drops its consumer (unacknowledged deliveries go back to the queue), backs off
-exponentially with jitter, reconnects and resumes.
+exponentially with jitter, reconnects and resumes. So does any unexpected
+exception (a bug, a worker process that died), logged with its traceback and
+counted in ``mesbridge_consumer_errors_total``: the thread never dies silently.
+After ``FAILING_AFTER`` failures in a row :meth:`ConsumerLoop.health` raises,
+which ``/readyz`` shows for the route until a batch goes through again.
 """
 
 from __future__ import annotations
@@ -19,12 +32,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from contracts.errors import IdempotencyConflict, TransientError
+from contracts.errors import IdempotencyConflict, RetryLater, TransientError
 from integration.broker import (
     Broker,
     BrokerConsumer,
@@ -33,15 +46,29 @@ from integration.broker import (
     Envelope,
     PublishResult,
 )
+from integration.faults import crash_point
 from integration.metrics import Metrics, Outcome
-from integration.pipeline import PipelineResult, RouteSpec
-from integration.store import FailedMessage, SettleOutcome, Store
+from integration.pipeline import PipelineResult, RouteSpec, failed_message
+from integration.retry import (
+    RetryPolicy,
+    RetryState,
+    describe_age,
+    retry_envelope,
+    retry_headers,
+    returned,
+)
+from integration.store import FailedMessage, OutboxRow, SettleOutcome, Store
 
-__all__ = ["BatchSettings", "ConsumerLoop"]
+__all__ = ["FAILING_AFTER", "BatchSettings", "ConsumerLoop"]
 
 log = logging.getLogger("mesbridge.consumer")
 
 _VALIDATION_ERRORS = frozenset({"ContractViolation", "UnknownContract"})
+# How long a fetch on a queue that was empty last time may wait (also bounds how long
+# ``stop()`` takes to be noticed by an idle loop).
+_IDLE_FETCH_S = 0.1
+# Failures in a row after which the loop reports itself as failing (``health``).
+FAILING_AFTER = 3
 
 
 class BatchProcessor(Protocol):
@@ -72,7 +99,11 @@ class ConsumerLoop:
         metrics: Metrics,
         parked_queue: str,
         settings: BatchSettings,
-        on_settled: Callable[[], None] = lambda: None,
+        on_settled: Callable[[Sequence[OutboxRow]], None] = lambda _claimed: None,
+        claim: Collection[str] = (),
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
     ) -> None:
         self._route = route
         self._processor = processor
@@ -82,9 +113,27 @@ class ConsumerLoop:
         self._parked_queue = parked_queue
         self._settings = settings
         self._on_settled = on_settled
+        # Destinations whose new outbox rows this loop claims and hands to ``on_settled``.
+        self._claim = frozenset(claim)
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self._database_failed = False
+        # Failures in a row (reset by a batch that went through or an empty fetch).
+        self._failures = 0
+        self._failing_since = datetime.now(UTC)
+        self._failing = ""
+
+    @property
+    def route(self) -> RouteSpec:
+        return self._route
+
+    def health(self) -> None:
+        """Raise ``RuntimeError`` while the loop keeps failing (for ``/readyz``)."""
+        if self._failures >= FAILING_AFTER:
+            raise RuntimeError(self._failing)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -95,22 +144,45 @@ class ConsumerLoop:
         backoff = self._settings.backoff_initial_s
         consumer: BrokerConsumer | None = None
         publisher: BrokerPublisher | None = None
+        busy = False
         while not self._stopping.is_set():
             try:
                 if consumer is None or publisher is None:
                     consumer = self._broker.consumer(route.queue, prefetch=self._settings.prefetch)
                     publisher = self._broker.publisher()
                     self._metrics.set_connection("broker", True)
-                deliveries = consumer.fetch(self._settings.batch_size, self._settings.batch_wait_s)
+                # fetch returns as soon as deliveries arrive: waiting longer on an idle queue
+                # costs no latency, and saves a wake-up every batch_wait_s per loop.
+                wait = (
+                    self._settings.batch_wait_s
+                    if busy
+                    else max(self._settings.batch_wait_s, _IDLE_FETCH_S)
+                )
+                deliveries = consumer.fetch(self._settings.batch_size, wait)
+                busy = bool(deliveries)
                 if not deliveries:
+                    self._failures = 0
                     continue
                 self._handle(deliveries, consumer, publisher)
+                self._failures = 0
                 backoff = self._settings.backoff_initial_s
-            except TransientError as exc:
-                if not self._database_failed:
-                    self._metrics.set_connection("broker", False)
+            except Exception as exc:
+                if isinstance(exc, TransientError):
+                    if not self._database_failed:
+                        self._metrics.set_connection("broker", False)
+                    log.warning("route %s: %s; backing off %.1f s", route.name, exc, backoff)
+                else:
+                    # A bug or a dead worker process: the batch in hand goes back to the queue
+                    # (the connection is dropped below) and is tried again after the back-off.
+                    log.exception(
+                        "route %s: unexpected error; the unacknowledged batch returns to the "
+                        "queue, backing off %.1f s",
+                        route.name,
+                        backoff,
+                    )
+                    self._metrics.consumer_error(route.name)
                 self._database_failed = False
-                log.warning("route %s: %s; backing off %.1f s", route.name, exc, backoff)
+                self._note_failure(exc)
                 _close_quietly(consumer, publisher)
                 consumer = publisher = None
                 self._stopping.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
@@ -126,30 +198,146 @@ class ConsumerLoop:
         route = self._route.name
         started = time.perf_counter()
         self._metrics.received(route, len(deliveries))
+        # Back from a delay queue: as first published (exchange, routing key), same tag.
+        deliveries = [returned(delivery, self._route.queue) for delivery in deliveries]
         results = self._processor.process(route, deliveries)
+        crash_point("mid-batch")
         processed_s = time.perf_counter() - started
         records = [result.record for result in results if result.record is not None]
         try:
-            outcomes = self._store.settle_batch(records)
+            outcomes, claimed = self._store.settle_and_claim(records, claim=self._claim)
             self._metrics.set_connection("database", True)
         except TransientError:
             self._metrics.set_connection("database", False)
             self._database_failed = True
             raise
+        if records:
+            # At once: rows claimed by this instance and not handed over would wait out
+            # their lease if anything below fails.
+            self._on_settled(claimed)
+        retries, gave_up = self._plan_retries(results)
+        # Confirmed before the ack below: a crash in between retries a message twice (the
+        # inbox makes the second a duplicate), never not at all.
+        self._send_retries(publisher, retries)
         failures = [result.failure for result in results if result.failure is not None]
+        failures += gave_up
         failures += self._conflicts(results, outcomes)
         for failure in failures:
             self._store.record_failure(failure)
         self._park(publisher, failures)
+        crash_point("after-commit-before-ack")
         consumer.ack_through(deliveries[-1].delivery_tag)
-        self._count(results, outcomes)
+        self._count(results, outcomes, retried=len(retries))
         self._metrics.batch_settled(len(deliveries), time.perf_counter() - started)
         # The pipeline step runs a batch at a time (in worker processes): each message is
         # observed with its share of the batch's time, so the histogram counts messages.
         for _ in results:
             self._metrics.observe_processing(route, processed_s / len(results))
-        if records:
-            self._on_settled()
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            self._failing_since = self._clock()
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        self._failing = (
+            f"route {self._route.name}: {self._failures} failures in a row since "
+            f"{self._failing_since:%Y-%m-%dT%H:%M:%SZ}; last {type(exc).__name__}: {first_line}"
+        )
+
+    def _plan_retries(
+        self, results: Sequence[PipelineResult]
+    ) -> tuple[list[Envelope], list[FailedMessage]]:
+        """Each ``RetryLater``: a copy for its delay queue, or parked when out of attempts/age."""
+        now = self._clock()
+        retries: list[Envelope] = []
+        gave_up: list[FailedMessage] = []
+        for result in results:
+            error = result.retry
+            if error is None:
+                continue
+            state = RetryState.of(result.delivery)
+            attempt = state.attempts + 1
+            first_seen = state.first_seen or now
+            age_ms = max(0, round((now - first_seen).total_seconds() * 1000))
+            if self._retry.gives_up(attempt, age_ms):
+                gave_up.append(
+                    self._give_up(
+                        result,
+                        error,
+                        attempt=attempt,
+                        first_seen=first_seen,
+                        now=now,
+                        age_ms=age_ms,
+                    )
+                )
+                continue
+            retries.append(
+                retry_envelope(
+                    result.delivery,
+                    route_queue=self._route.queue,
+                    policy=self._retry,
+                    attempts=attempt,
+                    first_seen=first_seen,
+                    error=error,
+                    rng=self._rng,
+                )
+            )
+        return retries, gave_up
+
+    def _give_up(
+        self,
+        result: PipelineResult,
+        error: RetryLater,
+        *,
+        attempt: int,
+        first_seen: datetime,
+        now: datetime,
+        age_ms: int,
+    ) -> FailedMessage:
+        cause = (error.summary.splitlines() or [""])[0][:200]
+        plural = "s" if attempt != 1 else ""
+        final = RetryLater(
+            f"gave up after {attempt} attempt{plural} over {describe_age(age_ms)}: {cause}",
+            message_ref=error.message_ref,
+            findings=error.findings,
+        )
+        headers = retry_headers(
+            result.delivery, attempts=attempt, first_seen=first_seen, error=error
+        )
+        return failed_message(
+            replace(result.delivery, headers=headers),
+            final,
+            route=self._route.name,
+            contract=result.contract,
+            attempts=attempt,
+            first_failed_at=first_seen,
+            last_failed_at=now,
+        )
+
+    def _send_retries(self, publisher: BrokerPublisher, envelopes: Sequence[Envelope]) -> None:
+        """Publish the copies with confirms; any not taken keeps the batch unacknowledged."""
+        if not envelopes:
+            return
+        results = publisher.publish_batch(envelopes)
+        refused = [
+            (envelope, result)
+            for envelope, result in zip(envelopes, results, strict=True)
+            if result is not PublishResult.CONFIRMED
+        ]
+        if not refused:
+            return
+        envelope, result = refused[0]
+        missing = (
+            f"; delay queue {envelope.routing_key!r} does not exist (restart the service to "
+            "declare its topology)"
+            if result is PublishResult.UNROUTABLE
+            else ""
+        )
+        raise TransientError(
+            f"route {self._route.name}: {len(refused)} of {len(envelopes)} retry copies were "
+            f"not taken by the broker (first: {result.value}){missing}; the batch goes back "
+            "to the queue"
+        )
 
     def _conflicts(
         self, results: Sequence[PipelineResult], outcomes: Sequence[SettleOutcome]
@@ -177,6 +365,7 @@ class ConsumerLoop:
                     first_failed_at=record.received_at,
                     last_failed_at=record.received_at,
                     idempotency_key=record.idempotency_key,
+                    replay_of=record.replay_of,
                 )
             )
         return conflicts
@@ -207,16 +396,29 @@ class ConsumerLoop:
             # The failure rows are stored; the queue copy is a convenience. Say so loudly.
             log.error("parking-lot copy not confirmed for %d message(s)", len(envelopes))
 
-    def _count(self, results: Sequence[PipelineResult], outcomes: Sequence[SettleOutcome]) -> None:
+    def _count(
+        self,
+        results: Sequence[PipelineResult],
+        outcomes: Sequence[SettleOutcome],
+        *,
+        retried: int,
+    ) -> None:
         route = self._route.name
         ok = sum(1 for outcome in outcomes if outcome is SettleOutcome.ACCEPTED)
         duplicate = sum(1 for outcome in outcomes if outcome is SettleOutcome.DUPLICATE)
-        parked = len(results) - ok - duplicate
-        for outcome, count in ((Outcome.OK, ok), (Outcome.DUPLICATE, duplicate)):
+        # Failures, conflicts, and retries that gave up.
+        parked = len(results) - ok - duplicate - retried
+        counts = (
+            (Outcome.OK, ok),
+            (Outcome.DUPLICATE, duplicate),
+            (Outcome.RETRIED, retried),
+            (Outcome.PARKED, parked),
+        )
+        for outcome, count in counts:
             if count:
                 self._metrics.processed(route, outcome, count)
-        if parked:
-            self._metrics.processed(route, Outcome.PARKED, parked)
+        if retried:
+            self._metrics.retried(route, retried)
         for result in results:
             if result.failure is not None and result.failure.error_class in _VALIDATION_ERRORS:
                 self._metrics.validation_failed(result.contract or "unknown")

@@ -2,9 +2,11 @@
 
 Publishes every file under ``deploy/examples/sap`` to ``mesbridge.in`` as SAP
 would (one of them twice, to show deduplication), waits until the service has
-settled and delivered them, and tells a newcomer where the outputs, the
-metrics and the parked messages are. On the embedded broker the outputs are
-copied from the ``mesbridge.to-pasx`` queue into ``var/demo/out/``.
+settled and delivered them, then the PAS-X performance messages under
+``deploy/examples/pasx`` (which need the orders SAP sent first), and tells a
+newcomer where the outputs, the metrics and the parked messages are. On the
+embedded broker the outputs are copied from the ``mesbridge.to-pasx`` and
+``mesbridge.to-sap`` queues into ``var/demo/out/``.
 """
 
 from __future__ import annotations
@@ -21,14 +23,31 @@ from integration.intake import read_message
 from integration.routes import inbound_routing_key
 from integration.service import Service
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "sap"
+EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 OUT = Path("var") / "demo" / "out"
 
 
 def feed_examples(service: Service, *, timeout_s: float = 20.0) -> None:
-    paths = sorted(EXAMPLES.glob("*.xml"))
+    store = service.store
+    assert store is not None
+    with store.engine.connect() as connection:
+        earlier = connection.execute(text("SELECT coalesce(max(id), 0) FROM failed_message"))
+        first_failure = int(earlier.scalar_one()) + 1
+    sap = sorted((EXAMPLES / "sap").glob("*.xml"))
+    fed = _feed(service, [*sap, sap[0]], timeout_s)  # the first example again: a duplicate
+    click.echo(f"\nfed {fed} SAP example messages to mesbridge.in (one twice)", err=True)
+    # Goods movements complete themselves from the orders SAP sent: those go first.
+    fed += (pasx := _feed(service, sorted((EXAMPLES / "pasx").glob("*.xml")), timeout_s, fed))
+    click.echo(f"fed {pasx} PAS-X example message(s) to mesbridge.in", err=True)
+    with store.engine.connect() as connection:
+        settled = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+    _report(service, settled, first_failure)
+
+
+def _feed(service: Service, paths: list[Path], timeout_s: float, before: int = 0) -> int:
+    """Publish ``paths`` and wait until the service is done with them; how many were fed."""
     envelopes = []
-    for path in [*paths, paths[0]]:  # the first example again: a duplicate
+    for path in paths:
         data = path.read_bytes()
         message = read_message(data, source=path.name, limits=service.components.limits)
         key = inbound_routing_key(message)
@@ -43,21 +62,15 @@ def feed_examples(service: Service, *, timeout_s: float = 20.0) -> None:
         )
     store = service.store
     assert store is not None
-    with store.engine.connect() as connection:
-        earlier = connection.execute(text("SELECT coalesce(max(id), 0) FROM failed_message"))
-        first_failure = int(earlier.scalar_one()) + 1
     publisher = service.broker.publisher()
     publisher.publish_batch(envelopes)
     publisher.close()
-    click.echo(f"\nfed {len(envelopes)} example messages to mesbridge.in (one twice)", err=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _processed(service) >= len(envelopes) and store.outbox_backlog() == 0:
+        if _processed(service) >= before + len(envelopes) and store.outbox_backlog() == 0:
             break
         time.sleep(0.1)
-    with store.engine.connect() as connection:
-        settled = connection.execute(text("SELECT count(*) FROM inbox")).scalar_one()
-    _report(service, settled, first_failure)
+    return len(envelopes)
 
 
 def _processed(service: Service) -> float:
@@ -101,18 +114,22 @@ def _report(service: Service, settled: int, first_failure: int) -> None:
     if isinstance(broker, InMemoryBroker):
         OUT.mkdir(parents=True, exist_ok=True)
         prefix = service.settings.topology_prefix
-        for queue in (f"{prefix}.to-pasx", service.topology.parked_queue):
+        queues = {
+            f"{prefix}.to-pasx": "pasx",
+            f"{prefix}.to-sap": "sap",
+            service.topology.parked_queue: "parked",
+        }
+        for queue, kind in queues.items():
             while (delivery := broker.get(queue)) is not None:
-                kind = "parked" if queue.endswith("parked") else "pasx"
                 name = (delivery.message_id or str(delivery.delivery_tag)).replace(":", "_")
                 target = OUT / kind / f"{name}.xml"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(delivery.body)
                 lines.append(f"  {queue:<20} -> {target}")
-                delivered += kind == "pasx"
+                delivered += kind != "parked"
         if delivered == 0:
             lines.append(
-                "  no new schedules: these examples were settled in an earlier run, so this time "
+                "  no new outputs: these examples were settled in an earlier run, so this time "
                 "they are duplicates\n  with no second effect (delete var/ to start afresh)"
             )
     lines += [
@@ -120,6 +137,8 @@ def _report(service: Service, settled: int, first_failure: int) -> None:
         f"metrics:        curl http://127.0.0.1:{port}/metrics | grep ^mesbridge_",
         f"health:         curl http://127.0.0.1:{port}/readyz",
         "validate a file: .venv/bin/mesbridge validate deploy/examples/sap/*.xml",
+        "goods movements: .venv/bin/mesbridge transform deploy/examples/pasx/*.xml "
+        "--to sap --out DIR",
         "",
         "The service keeps running; Ctrl-C stops it (it drains the batch in hand first).",
     ]

@@ -39,6 +39,7 @@ __all__ = [
     "UNKNOWN_CONTRACT",
     "Component",
     "Destination",
+    "IngestResult",
     "Metrics",
     "Outcome",
     "PublishResult",
@@ -82,6 +83,18 @@ class PublishResult(StrEnum):
     UNROUTABLE = "unroutable"
     NACKED = "nacked"
     FAILED = "failed"
+
+
+class IngestResult(StrEnum):
+    """How the HTTP ingest answered one posted event (docs/tulip-events.md)."""
+
+    ACCEPTED = "accepted"  # 202: durably on the inbound exchange
+    UNAUTHORIZED = "unauthorized"  # 401
+    TOO_LARGE = "too_large"  # 413
+    UNSUPPORTED = "unsupported"  # 415: not application/json
+    MALFORMED = "malformed"  # 400: not well-formed, hostile
+    INVALID = "invalid"  # 422: unknown contract, contract violation, mapping gap
+    UNAVAILABLE = "unavailable"  # 503: broker unreachable, nacked, unroutable, timed out
 
 
 class Component(StrEnum):
@@ -164,6 +177,12 @@ class Metrics:
             ["route"],
             registry=registry,
         )
+        self._consumer_errors = Counter(
+            "mesbridge_consumer_errors",
+            "Unexpected errors (bugs, a dead worker process) that restarted a route's consumer.",
+            ["route"],
+            registry=registry,
+        )
         self._published = Counter(
             "mesbridge_outputs_published",
             "Output publish attempts, by destination (amqp, tulip) and result.",
@@ -186,6 +205,12 @@ class Metrics:
             "mesbridge_batch_settle_seconds",
             "Time to settle one micro-batch (DB commit, acks), in seconds.",
             buckets=BATCH_SETTLE_BUCKETS,
+            registry=registry,
+        )
+        self._ingested = Counter(
+            "mesbridge_ingest_requests",
+            "Events posted to the HTTP ingest, by result (accepted, invalid, unavailable, ...).",
+            ["result"],
             registry=registry,
         )
         build = Info("mesbridge_build", "Version of mesbridge and of Python.", registry=registry)
@@ -229,8 +254,12 @@ class Metrics:
     def set_parked(self, count: int) -> None:
         self._parked.set(_count(count))
 
-    def retried(self, route: str) -> None:
-        self._retries.labels(route=self._route(route)).inc()
+    def retried(self, route: str, count: int = 1) -> None:
+        self._retries.labels(route=self._route(route)).inc(_count(count))
+
+    def consumer_error(self, route: str) -> None:
+        """An unexpected error made a consumer loop of ``route`` drop its batch and restart."""
+        self._consumer_errors.labels(route=self._route(route)).inc()
 
     def published(self, destination: str, result: str, count: int = 1) -> None:
         labels = {
@@ -243,6 +272,9 @@ class Metrics:
         if component not in self._components:
             raise ValueError(_unknown("component", component, self._components))
         self._connection_up.labels(component=component).set(1 if up else 0)
+
+    def ingested(self, result: IngestResult) -> None:
+        self._ingested.labels(result=_member(IngestResult, result, "ingest result")).inc()
 
     def batch_settled(self, size: int, seconds: float) -> None:
         size, seconds = _count(size), _seconds(seconds)
@@ -258,6 +290,7 @@ class Metrics:
         for route in self._routes:
             self._received.labels(route=route)
             self._retries.labels(route=route)
+            self._consumer_errors.labels(route=route)
             self._processing.labels(route=route)
             self._end_to_end.labels(route=route)
             for outcome in Outcome:
@@ -267,6 +300,8 @@ class Metrics:
         for destination in Destination:
             for result in PublishResult:
                 self._published.labels(destination=destination.value, result=result.value)
+        for ingest in IngestResult:
+            self._ingested.labels(result=ingest.value)
         for component in self._components:
             # Down until the service reports the connection up: the truthful start value.
             self._connection_up.labels(component=component).set(0)

@@ -3,25 +3,27 @@
 receive → guard → identify → validate in → transform → validate out, giving
 either an ``InboundRecord`` (the input's identity and every output, for the
 store to settle with deduplication) or a ``FailedMessage`` (a permanent error,
-to park). Transient errors propagate: the consumer loop decides what to do.
+to park), or the ``RetryLater`` that says this message cannot take effect yet
+(the consumer loop sends it through a delay queue, integration/retry.py). Other
+transient errors (a dependency away) propagate: the consumer loop backs off.
 Nothing here acknowledges, publishes or touches a channel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.errors import PermanentError
+from contracts.errors import ContractViolation, MesbridgeError, PermanentError, RetryLater
 from integration.broker import Delivery
-from integration.intake import IntakeLimits, XmlMessage, read_message
+from integration.intake import IntakeLimits, read_message
+from integration.retry import RetryState
 from integration.routes import Accepted, Output, Target, Translator
 from integration.store import Destination, FailedMessage, InboundRecord, OutboundMessage
-from transforms.model import ProcessOrder
 
-__all__ = ["Destination", "Pipeline", "PipelineResult", "RouteSpec"]
+__all__ = ["Destination", "Pipeline", "PipelineResult", "RouteSpec", "failed_message"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +43,8 @@ class PipelineResult:
     record: InboundRecord | None = None
     failure: FailedMessage | None = None
     contract: str | None = None
+    # This message cannot take effect yet: retry it through a delay queue.
+    retry: RetryLater | None = None
 
 
 class Pipeline:
@@ -74,15 +78,22 @@ class Pipeline:
             accepted = self._translator.accept(message)
             contract = str(accepted.contract.key)
             record = self._record(delivery, accepted, contract, now)
+        except RetryLater as exc:
+            return PipelineResult(
+                delivery=delivery, route=self._route.name, retry=exc, contract=contract
+            )
         except PermanentError as exc:
-            failure = FailedMessage.from_error(
+            if contract is None and isinstance(exc, ContractViolation):
+                contract = exc.contract  # identified, then failed its schema
+            # A message that went through the delay queues first keeps its history.
+            earlier = RetryState.of(delivery)
+            failure = failed_message(
+                delivery,
                 exc,
-                body=delivery.body,
-                headers=_text_headers(delivery),
                 route=self._route.name,
                 contract=contract,
-                attempts=1 + _previous_attempts(delivery),
-                first_failed_at=now,
+                attempts=1 + earlier.attempts,
+                first_failed_at=min(earlier.first_seen or now, now),
                 last_failed_at=now,
             )
             return PipelineResult(
@@ -95,13 +106,14 @@ class Pipeline:
     def _record(
         self, delivery: Delivery, accepted: Accepted, contract: str, now: datetime
     ) -> InboundRecord:
-        orders = self._translator.orders(accepted)
-        key = _idempotency_key(orders)
-        outputs: list[OutboundMessage] = []
-        for target, destination in self._route.targets.items():
-            for output in self._translator.outputs(accepted, target, created_at=now, orders=orders):
-                outputs.append(self._outbound(output, destination, key))
-        assert isinstance(accepted.message, XmlMessage)
+        translation = self._translator.translate(
+            accepted, self._route.targets.keys(), created_at=now
+        )
+        key = translation.idempotency_key
+        outputs = [
+            self._outbound(output, self._route.targets[output.target], key, contract)
+            for output in translation.outputs
+        ]
         return InboundRecord(
             idempotency_key=key,
             content_sha256=accepted.message.sha256,
@@ -110,13 +122,19 @@ class Pipeline:
             source_message_id=delivery.message_id,
             received_at=now,
             outputs=outputs,
+            order_contexts=translation.order_contexts,
+            replay_of=_replay_of(delivery),
         )
 
     def _outbound(
-        self, output: Output, destination: Destination, source_key: str
+        self, output: Output, destination: Destination, source_key: str, input_contract: str
     ) -> OutboundMessage:
+        # Traceability (GMP): every output names the input, its contract and the mapping
+        # profile version that made it.
         headers = {
             "x-mesbridge-contract": output.contract,
+            "x-mesbridge-input-contract": input_contract,
+            "x-mesbridge-mapping": self._translator.mapping_version,
             "x-mesbridge-source": source_key,
             "x-mesbridge-orders": ",".join(output.order_numbers),
             "x-mesbridge-route": self._route.name,
@@ -132,11 +150,28 @@ class Pipeline:
         )
 
 
-def _idempotency_key(orders: Sequence[ProcessOrder]) -> str:
-    """DESIGN §4: (SNDPRN, MESTYP, DOCNUM); a message of several IDocs is keyed by all of them."""
-    first = orders[0].control
-    docnums = "+".join(order.control.docnum for order in orders)
-    return f"sap-idoc:{first.sender_partner}:{first.mestyp}:{docnums}"
+def failed_message(
+    delivery: Delivery,
+    error: MesbridgeError,
+    *,
+    route: str,
+    contract: str | None,
+    attempts: int,
+    first_failed_at: datetime,
+    last_failed_at: datetime,
+) -> FailedMessage:
+    """The record that parks ``delivery``: its bytes, its headers as text, the error."""
+    return FailedMessage.from_error(
+        error,
+        body=delivery.body,
+        headers=_text_headers(delivery),
+        route=route,
+        contract=contract,
+        attempts=attempts,
+        first_failed_at=first_failed_at,
+        last_failed_at=last_failed_at,
+        replay_of=_replay_of(delivery),
+    )
 
 
 def _describe_delivery(delivery: Delivery) -> str:
@@ -160,9 +195,12 @@ def _header_text(value: Any) -> str:
     return str(value)
 
 
-def _previous_attempts(delivery: Delivery) -> int:
-    raw = delivery.headers.get("x-mesbridge-attempts")
-    try:
-        return max(0, int(raw)) if raw is not None else 0
-    except (TypeError, ValueError):
-        return 0
+def _replay_of(delivery: Delivery) -> int | None:
+    """The failed_message id in header ``x-replay-of`` (``mesbridge failed replay``), if valid."""
+    raw = delivery.headers.get("x-replay-of")
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", errors="replace")
+    text = str(raw).strip() if raw is not None else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    return int(text) or None

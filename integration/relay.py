@@ -1,12 +1,25 @@
 """The outbox relay: deliver settled outputs, then mark them sent.
 
-One relay per destination, each in its own thread. It claims pending outbox
-rows (a lease, so competing instances never send the same row at once),
-delivers them, and marks the delivered ones sent. A crash between delivery and
-marking means the row is sent again after its lease: the output keeps its
-deterministic message id (AMQP ``message_id``; Tulip record ``id``), so the
-resend is recognisable downstream, and a Tulip upsert of the same record has
-no second effect.
+One relay per destination, each in its own thread, with two ways in:
+
+- hand-over (the fast path): the consumer loop settles a batch with
+  ``Store.settle_and_claim``, which writes the new outbox rows already claimed
+  by this instance, and hands those rows to ``hand_over``. The relay delivers
+  them from memory and marks them sent: the outbox stays the durable record,
+  but nothing is claimed or read back from the database.
+- the backlog: the relay claims pending outbox rows (a lease, so competing
+  instances never send the same row at once): rows written without a claim,
+  rows another instance claimed and never sent (it died), rows given back. It
+  looks there when it has nothing handed over, and at least every
+  ``idle_wait_s`` while it has.
+
+A crash between settling and marking means the row is sent again after its
+lease: the output keeps its deterministic message id (AMQP ``message_id``;
+Tulip record ``id``), so the resend is recognisable downstream, and a Tulip
+upsert of the same record has no second effect. Hand-over is bounded
+(``max_handed_over`` rows waiting): a consumer loop that finds it full waits,
+and gives its rows back to the backlog (``Store.release``) if the relay does
+not make room in time.
 
 - AMQP: one ``publish_batch`` per claim, confirms awaited for the batch.
   An unroutable or nacked output stays in the outbox (released) and is tried
@@ -19,12 +32,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from contracts.errors import MesbridgeError, PermanentError, TransientError
 from integration.broker import Broker, BrokerPublisher, Envelope, PublishResult
+from integration.faults import crash_point
 from integration.metrics import Metrics
 from integration.store import OutboxRow, Store
 
@@ -140,6 +156,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_wait_s: float = 0.2,
         backoff_max_s: float = 30.0,
+        max_handed_over: int = 1000,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -147,8 +164,16 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_wait_s = idle_wait_s
         self._backoff_max_s = backoff_max_s
+        self._max_handed_over = max_handed_over
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._handed: deque[OutboxRow] = deque()
+        self._room = threading.Condition()
+        self._ended = False
+        self._next_backlog_at = 0.0
+        # Delivered, not yet marked sent (the database failed): marked before anything else.
+        self._unmarked: list[int] = []
+        self._unmarked_at = datetime.now(UTC)
 
     @property
     def destination(self) -> str:
@@ -156,6 +181,28 @@ class OutboxRelay:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def hand_over(self, rows: Sequence[OutboxRow], *, timeout_s: float = 5.0) -> bool:
+        """Take rows this instance settled and claimed, to deliver from memory.
+
+        Waits while ``max_handed_over`` rows are waiting already. False when there was
+        no room within ``timeout_s`` or the relay is stopping: the caller then releases
+        the rows to the backlog.
+        """
+        if not rows:
+            return True
+        deadline = time.monotonic() + timeout_s
+        with self._room:
+            while len(self._handed) + len(rows) > max(self._max_handed_over, len(rows)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._ended:
+                    return False
+                self._room.wait(min(remaining, 0.1))
+            if self._ended:
+                return False
+            self._handed.extend(rows)
+        self._wake.set()
+        return True
 
     def stop(self) -> None:
         """Deliver what is pending (best effort), then return from ``run``."""
@@ -167,27 +214,79 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             try:
-                sent = self.drain_once()
+                self._mark_unmarked()
+                sent = self._deliver_handed_over()
+                if sent == 0 or time.monotonic() >= self._next_backlog_at:
+                    found = self.drain_once()
+                    self._next_backlog_at = 0.0 if found else time.monotonic() + self._idle_wait_s
+                    sent += found
                 backoff = 0.2
             except MesbridgeError as exc:
                 log.warning(
                     "%s relay: %s; backing off %.1f s", self._sink.destination, exc, backoff
                 )
+                # Waiting rows go back to the backlog: whichever relay gets through first
+                # sends them, and none waits out a lease in this one's hands.
+                self._release_handed_over(end=False)
                 if self._stopping.is_set():
                     break
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
                 continue
-            if sent == 0:
+            if sent == 0 and not self._handed:
                 if self._stopping.is_set():
                     break
                 self._wake.wait(self._idle_wait_s)
+        self._release_handed_over(end=True)
+        if self._unmarked:
+            log.warning(
+                "%s relay: %d delivered rows are not marked sent; they are sent again after "
+                "their lease, with the same message ids",
+                self._sink.destination,
+                len(self._unmarked),
+            )
         self._sink.close()
 
     def drain_once(self) -> int:
+        """Claim pending rows from the backlog and deliver them; how many were delivered."""
         rows = self._store.pending_outbox(
             limit=self._batch_size, destination=self._sink.destination
         )
+        return self._deliver(rows)
+
+    def _deliver_handed_over(self) -> int:
+        with self._room:
+            count = min(len(self._handed), self._batch_size)
+            rows = [self._handed.popleft() for _ in range(count)]
+            self._room.notify_all()
+        return self._deliver(rows)
+
+    def _mark_unmarked(self) -> None:
+        """Mark delivered rows sent; kept for the next try if the database fails meanwhile
+        (otherwise they would wait out their lease and go out again)."""
+        if self._unmarked:
+            self._store.mark_sent(self._unmarked, sent_at=self._unmarked_at)
+            self._unmarked = []
+
+    def _release_handed_over(self, *, end: bool) -> None:
+        """Rows still waiting go back to the backlog (best effort); with ``end``, hand-over
+        closes (the relay is ending)."""
+        with self._room:
+            self._ended = self._ended or end
+            rows, self._handed = list(self._handed), deque()
+            self._room.notify_all()
+        if rows:
+            try:
+                self._store.release([row.id for row in rows])
+            except MesbridgeError as exc:
+                log.warning(
+                    "%s relay: %d rows keep their claim until the lease ends: %s",
+                    self._sink.destination,
+                    len(rows),
+                    exc,
+                )
+
+    def _deliver(self, rows: Sequence[OutboxRow]) -> int:
         if not rows:
             return 0
         try:
@@ -195,9 +294,12 @@ class OutboxRelay:
         except MesbridgeError:
             self._store.release([row.id for row in rows])
             raise
+        crash_point("after-publish-before-mark-sent")
         now = datetime.now(UTC)
         if delivered:
-            self._store.mark_sent(sorted(delivered), sent_at=now)
+            self._unmarked.extend(sorted(delivered))
+            self._unmarked_at = now
+            self._mark_unmarked()
         # Rows not delivered (unroutable, refused) keep their claim until the lease runs out:
         # that is their back-off, and newer rows are not held up behind them.
         for row in rows:

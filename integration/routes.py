@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from contracts.errors import ConfigurationError, MappingError, MesbridgeError, UnusableInput
+from contracts.errors import (
+    ConfigurationError,
+    MappingError,
+    MesbridgeError,
+    RetryLater,
+    UnusableInput,
+)
 from contracts.registry import Contract, ContractRegistry, describe_message
 from integration.intake import JsonMessage, XmlMessage
 from transforms.b2mml_performance import performance_report
@@ -35,10 +41,27 @@ from transforms.b2mml_schedule import (
 from transforms.loipro import parse_loipro
 from transforms.mapping import MappingProfile
 from transforms.mbgmcr import IdocSender, goods_movement_idocs
-from transforms.model import ProcessOrder
+from transforms.model import PerformanceReport, ProcessOrder
+from transforms.order_context import OrderContext, complete_report, order_context
+from transforms.procordconf import CONTRACT as _SAP_CONFIRMATION
+from transforms.procordconf import ROUTING_KEY as _CONFIRMATION_ROUTING_KEY
+from transforms.procordconf import order_confirmations
+from transforms.tulip_completion import completion_report
 from transforms.tulip_workorder import order_to_tulip_record
 
-__all__ = ["Accepted", "Output", "Target", "Translator", "inbound_routing_key"]
+__all__ = [
+    "Accepted",
+    "OrderContextLookup",
+    "Output",
+    "Target",
+    "Translation",
+    "Translator",
+    "inbound_routing_key",
+]
+
+# The order context SAP sent for an order number (``None``: mesbridge never saw the order).
+# May raise ``TransientError`` when the store that keeps it is unreachable.
+OrderContextLookup = Callable[[str], OrderContext | None]
 
 # Namespace for the deterministic ids of outputs (uuid5), fixed forever.
 _OUTPUT_ID_NAMESPACE = uuid.UUID("5f6b2a0e-3c61-4d7e-9a55-1f2d0c8e7b41")
@@ -102,11 +125,25 @@ class Output:
     order_numbers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Translation:
+    """Everything one input makes: its idempotency key, its outputs, the order facts it teaches."""
+
+    idempotency_key: str
+    outputs: tuple[Output, ...]
+    order_contexts: tuple[OrderContext, ...] = ()
+
+
 class Translator:
     """Identify, validate, transform and validate again; raises ``contracts.errors`` classes."""
 
     def __init__(
-        self, registry: ContractRegistry, profile: MappingProfile, *, pasx_version: str = "V0600"
+        self,
+        registry: ContractRegistry,
+        profile: MappingProfile,
+        *,
+        pasx_version: str = "V0600",
+        order_contexts: OrderContextLookup | None = None,
     ) -> None:
         if pasx_version not in B2MML_VERSIONS:
             raise ConfigurationError(
@@ -117,6 +154,12 @@ class Translator:
         self._profile = profile
         self._pasx_version: B2mmlVersion = "V7" if pasx_version == "V7" else "V0600"
         self._idoc_sender = _idoc_sender(profile)
+        self._order_contexts = order_contexts
+
+    @property
+    def mapping_version(self) -> str:
+        """The ``version`` of the mapping profile the outputs are made with."""
+        return self._profile.version
 
     def accept(self, message: XmlMessage | JsonMessage) -> Accepted:
         if isinstance(message, XmlMessage):
@@ -137,22 +180,90 @@ class Translator:
         """The targets this input can be transformed for."""
         if _is_process_order(accepted.contract):
             return (Target.PASX, Target.TULIP)
-        if _is_performance(accepted.contract):
+        if _is_performance(accepted.contract) or _is_completion(accepted.contract):
             return (Target.SAP,)
         return ()
 
-    def goods_movements(self, accepted: Accepted, *, created_at: datetime) -> list[Output]:
-        """A B2MML performance message as MBGMCR03 IDocs, one per material document (GM_CODE)."""
-        if not _is_performance(accepted.contract) or not isinstance(accepted.message, XmlMessage):
+    def translate(
+        self, accepted: Accepted, targets: Iterable[Target], *, created_at: datetime
+    ) -> Translation:
+        """The service's step: every output of ``accepted`` for ``targets``, and its key.
+
+        A target this input has nothing for is skipped (a route may serve several kinds
+        of input); an input with no output at all for the route's targets is refused.
+        """
+        wanted = [target for target in targets if target in self.targets(accepted)]
+        if not wanted:
             raise MappingError(
-                f"{accepted.contract.key} is not a production or operations performance",
+                f"{accepted.contract.key} has no output for "
+                f"{', '.join(t.value for t in targets) or 'this route'}",
                 message_ref=accepted.message_ref,
             )
+        if _is_process_order(accepted.contract):
+            orders = self.orders(accepted)
+            return Translation(
+                idempotency_key=_process_order_key(orders),
+                outputs=tuple(
+                    output
+                    for target in wanted
+                    for output in self.outputs(
+                        accepted, target, created_at=created_at, orders=orders
+                    )
+                ),
+                order_contexts=tuple(order_context(order) for order in orders),
+            )
+        report = self.report(accepted)
+        return Translation(
+            idempotency_key=report.idempotency_key,
+            outputs=(
+                *self.goods_movements(accepted, created_at=created_at, report=report),
+                *self.confirmations(accepted, report=report),
+            ),
+        )
+
+    def report(self, accepted: Accepted) -> PerformanceReport:
+        """What a performance message says the plant did, completed from the order context."""
+        message, key = accepted.message, str(accepted.contract.key)
+        try:
+            if _is_performance(accepted.contract) and isinstance(message, XmlMessage):
+                report = performance_report(message.root, key, self._profile)
+            elif _is_completion(accepted.contract) and isinstance(message, JsonMessage):
+                if not isinstance(message.data, Mapping):
+                    raise MappingError("a completion event is a JSON object")
+                report = completion_report(message.data, key, self._profile)
+            else:
+                raise MappingError(
+                    f"{key} is not a production or operations performance "
+                    "or a Tulip completion event"
+                )
+        except MesbridgeError as exc:
+            raise exc.with_message_ref(accepted.message_ref) from exc
+        if self._order_contexts is None:
+            return complete_report(report, self._profile, None)
+        context = self._order_contexts(report.order_number)
+        completed = complete_report(report, self._profile, context)
+        if context is None and any(not (a.plant or completed.plant) for a in completed.actuals):
+            # PAS-X may report before SAP's process order reached mesbridge: wait for it
+            # (delay queues), and park only when it never comes.
+            raise RetryLater(
+                f"order {report.order_number} has not been received from SAP yet, and the "
+                f"message names no plant: waiting for the process order",
+                message_ref=accepted.message_ref,
+            )
+        return completed
+
+    def goods_movements(
+        self,
+        accepted: Accepted,
+        *,
+        created_at: datetime,
+        report: PerformanceReport | None = None,
+    ) -> list[Output]:
+        """A performance message as MBGMCR03 IDocs, one per material document (GM_CODE)."""
+        if report is None:
+            report = self.report(accepted)
         contract = self._registry.get(_SAP_GOODS_MOVEMENT)
         try:
-            report = performance_report(
-                accepted.message.root, str(accepted.contract.key), self._profile
-            )
             idocs = goods_movement_idocs(
                 report,
                 self._profile,
@@ -176,6 +287,33 @@ class Translator:
                 order_numbers=(report.order_number,),
             )
             for idoc in idocs
+        ]
+
+    def confirmations(
+        self, accepted: Accepted, *, report: PerformanceReport | None = None
+    ) -> list[Output]:
+        """The phase confirmations of a report, shaped for S/4HANA (``sap/procordconf/1``)."""
+        if report is None:
+            report = self.report(accepted)
+        contract = self._registry.get(_SAP_CONFIRMATION)
+        try:
+            documents = order_confirmations(report, self._profile)
+            for document in documents:
+                self._registry.validate_json(document.to_json(), contract)
+        except MesbridgeError as exc:
+            raise exc.with_message_ref(accepted.message_ref) from exc
+        return [
+            Output(
+                target=Target.SAP,
+                contract=_SAP_CONFIRMATION,
+                message_id=str(document.message_id),
+                routing_key=_CONFIRMATION_ROUTING_KEY,
+                body=document.to_bytes(),
+                content_type="application/json",
+                file_name=f"{report.order_number}-{document.phase}.procordconf.json",
+                order_numbers=(report.order_number,),
+            )
+            for document in documents
         ]
 
     def orders(self, accepted: Accepted) -> list[ProcessOrder]:
@@ -208,7 +346,11 @@ class Translator:
         """
         supported = self.targets(accepted)
         if target is Target.SAP and target in supported:
-            return self.goods_movements(accepted, created_at=created_at)
+            report = self.report(accepted)
+            return [
+                *self.goods_movements(accepted, created_at=created_at, report=report),
+                *self.confirmations(accepted, report=report),
+            ]
         if target not in supported:
             raise MappingError(
                 f"{accepted.contract.key} cannot be transformed for {target.value}; "
@@ -282,6 +424,10 @@ def _is_performance(contract: Contract) -> bool:
     return contract.key.family == "b2mml" and contract.key.type in _PERFORMANCE_TYPES
 
 
+def _is_completion(contract: Contract) -> bool:
+    return contract.key.family == "tulip" and contract.key.type == "completion"
+
+
 def _idoc_sender(profile: MappingProfile) -> IdocSender:
     sap = profile.sap
     return IdocSender(
@@ -296,9 +442,17 @@ def _idoc_sender(profile: MappingProfile) -> IdocSender:
     )
 
 
+def _process_order_key(orders: Sequence[ProcessOrder]) -> str:
+    """DESIGN §4: (SNDPRN, MESTYP, DOCNUM); a message of several IDocs is keyed by all of them."""
+    first = orders[0].control
+    docnums = "+".join(order.control.docnum for order in orders)
+    return f"sap-idoc:{first.sender_partner}:{first.mestyp}:{docnums}"
+
+
 def _docnum_base(idempotency_key: str) -> int:
-    # Deterministic from the input, so transforming the same message again gives the same
-    # DOCNUMs. The service will use its outbox row id instead, which is unique by construction.
+    # Deterministic from the input: a replay or a resend after a crash rebuilds the same
+    # DOCNUMs and message ids, so a double posting is recognisable on both sides. SAP gives
+    # every inbound IDoc a number of its own; the sender's DOCNUM is a reference.
     digest = int(hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest(), 16)
     return digest % 10**14
 

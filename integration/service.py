@@ -16,32 +16,46 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry
+from starlette.routing import BaseRoute
 
 from adapters.brokers import connect_broker
 from adapters.tulip import TulipSettings, TulipTablesClient
 from contracts.errors import ConfigurationError, TransientError
+from integration.audit import AuditTrail, audit_service_start
 from integration.bootstrap import Components
 from integration.broker import Broker, QueueSpec, Topology
 from integration.consumer import BatchSettings, ConsumerLoop
 from integration.http import HttpServer, ReadinessCheck, create_app
+from integration.http.ingest import TULIP_EVENTS_PATH, BrokerEventPublisher, tulip_ingest_route
+from integration.intake import IntakeLimits
 from integration.metrics import Metrics
 from integration.pipeline import Destination, RouteSpec
 from integration.relay import AmqpSink, OutboxRelay, Sink, TulipSink
+from integration.retry import RetryPolicy, delay_queues
 from integration.routes import Target
 from integration.settings import Settings
-from integration.store import Store
+from integration.store import OutboxRow, Store
 from integration.workers import InlinePipelines, PipelinePool, worker_count
 
-__all__ = ["PROCESS_ORDER_ROUTE", "Service", "build_topology", "process_order_route"]
+__all__ = [
+    "PERFORMANCE_ROUTE",
+    "PROCESS_ORDER_ROUTE",
+    "Service",
+    "build_topology",
+    "performance_route",
+    "process_order_route",
+]
 
 log = logging.getLogger("mesbridge.service")
 
 PROCESS_ORDER_ROUTE = "process-order"
+PERFORMANCE_ROUTE = "performance"
 # Durable queues holding each target system's outputs until it takes them.
 OUTBOUND_QUEUES = (("to-pasx", "pasx.#"), ("to-sap", "sap.#"))
 
@@ -58,8 +72,27 @@ def process_order_route(*, tulip: bool, prefix: str = "mesbridge") -> RouteSpec:
     )
 
 
-def build_topology(routes: tuple[RouteSpec, ...], *, prefix: str = "mesbridge") -> Topology:
-    """DESIGN §5: ``<prefix>.in``/``.out`` topic exchanges, ``.dlx``, ``.parked``, queues."""
+def performance_route(*, prefix: str = "mesbridge") -> RouteSpec:
+    """MES → ERP (F3, F4): what PAS-X and Tulip report, as goods movements for SAP."""
+    return RouteSpec(
+        name=PERFORMANCE_ROUTE,
+        queue=f"{prefix}.{PERFORMANCE_ROUTE}",
+        bindings=("pasx.*", "tulip.*"),
+        targets={Target.SAP: Destination.AMQP},
+    )
+
+
+def build_topology(
+    routes: tuple[RouteSpec, ...],
+    *,
+    prefix: str = "mesbridge",
+    retry: Mapping[str, RetryPolicy] | None = None,
+) -> Topology:
+    """DESIGN §5: ``<prefix>.in``/``.out`` topic exchanges, ``.dlx``, ``.parked``, queues.
+
+    ``retry``: per route name, its policy; each such route gets its delay queues
+    (``<route queue>.retry.<delay>``, integration/retry.py).
+    """
     base = Topology(
         inbound_exchange=f"{prefix}.in",
         outbound_exchange=f"{prefix}.out",
@@ -76,6 +109,9 @@ def build_topology(routes: tuple[RouteSpec, ...], *, prefix: str = "mesbridge") 
         )
         for route in routes
     ]
+    for route in routes:
+        if retry is not None and route.name in retry:
+            queues += delay_queues(route.queue, retry[route.name])
     queues += [
         QueueSpec(name=f"{prefix}.{name}", exchange=base.outbound_exchange, bindings=(pattern,))
         for name, pattern in OUTBOUND_QUEUES
@@ -110,7 +146,9 @@ class Service:
         self._processor: InlinePipelines | PipelinePool | None = None
         self._stopped = threading.Event()
         self.store: Store | None = None
+        self.audit: AuditTrail | None = None
         self.http: HttpServer | None = None
+        self._ingest_publisher: BrokerEventPublisher | None = None
         self.routes: tuple[RouteSpec, ...] = ()
         self.topology = Topology()
 
@@ -128,7 +166,12 @@ class Service:
         registry.check()
         profile = self.components.profile
         prefix = settings.topology_prefix
-        self.routes = (process_order_route(tulip=settings.tulip_enabled, prefix=prefix),)
+        self.routes = (
+            process_order_route(tulip=settings.tulip_enabled, prefix=prefix),
+            performance_route(prefix=prefix),
+        )
+        settings.check_routes(route.name for route in self.routes)
+        retry = {route.name: settings.retry_policy(route.name) for route in self.routes}
         if not settings.tulip_enabled:
             log.warning(
                 "Tulip target is off: set MESBRIDGE_TULIP_URL, _API_KEY_ID, _API_KEY_SECRET "
@@ -150,11 +193,16 @@ class Service:
             else InlinePipelines(settings, self.routes, exchange)
         )
         log.info("pipeline step: %s", f"{workers} worker processes" if workers else "in-thread")
-        self.store = Store.connect(settings.database_url, migrate=True)
+        self.store = Store.connect(
+            settings.database_url,
+            migrate=True,
+            claim_lease=timedelta(seconds=settings.outbox_lease_s),
+        )
+        self.audit = audit_service_start(self.store.engine, settings, registry)
         metrics.set_connection("database", True)
         if self._broker is None:
             self._broker = connect_broker(settings.broker_url)
-        self.topology = build_topology(self.routes, prefix=prefix)
+        self.topology = build_topology(self.routes, prefix=prefix, retry=retry)
         self._broker.declare(self.topology)
         metrics.set_connection("broker", True)
         sinks: list[Sink] = [AmqpSink(self._broker, metrics)]
@@ -175,7 +223,9 @@ class Service:
                 metrics=metrics,
                 parked_queue=self.topology.parked_queue,
                 settings=batch,
-                on_settled=_waker(relays),
+                on_settled=_hand_over(relays, self.store),
+                claim=_FAST_PATH_DESTINATIONS,
+                retry=retry[route.name],
             )
             for route in self.routes
             for _ in range(settings.consumers)
@@ -220,10 +270,50 @@ class Service:
             ReadinessCheck(name="database", check=store.ping),
             ReadinessCheck(name="broker", check=broker.ping),
             ReadinessCheck(name="contracts", check=registry.check),
+            # A route whose consumer loops keep failing (a bug, a poison batch) shows here.
+            *(
+                ReadinessCheck(name=f"route {route.name}", check=self._route_health(route.name))
+                for route in self.routes
+            ),
         ]
-        app = create_app(metrics_registry=self.metrics_registry, checks=checks)
+        app = create_app(
+            metrics_registry=self.metrics_registry,
+            checks=checks,
+            extra_routes=self._ingest_routes(broker),
+        )
         self.http = HttpServer(app, host=self.settings.http_host, port=self.settings.http_port)
         self.http.start()
+
+    def _ingest_routes(self, broker: Broker) -> list[BaseRoute]:
+        """``POST /ingest/tulip/events`` when a token is set (docs/tulip-events.md)."""
+        token = self.settings.tulip_ingest_token
+        if not token:
+            log.warning(
+                "Tulip event ingest is off: set MESBRIDGE_TULIP_INGEST_TOKEN to accept "
+                "completion events on POST %s",
+                TULIP_EVENTS_PATH,
+            )
+            return []
+        self._ingest_publisher = BrokerEventPublisher(broker)
+        route = tulip_ingest_route(
+            publisher=self._ingest_publisher,
+            token=token,
+            registry=self.components.registry,
+            exchange=self.topology.inbound_exchange,
+            profile=self.components.profile,
+            limits=IntakeLimits.from_settings(self.settings),
+            metrics=self.metrics,
+        )
+        log.info("Tulip event ingest on POST %s", TULIP_EVENTS_PATH)
+        return [route]
+
+    def _route_health(self, name: str) -> Callable[[], None]:
+        def check() -> None:
+            for loop in self._running.loops:
+                if loop.route.name == name:
+                    loop.health()
+
+        return check
 
     def _refresh_gauges(self, every_s: float = 5.0) -> None:
         """Backlog and parked counts come from the shared database, so every instance agrees."""
@@ -263,6 +353,8 @@ class Service:
             self._processor.close()
         if self.http is not None:
             self.http.stop()
+        if self._ingest_publisher is not None:
+            self._ingest_publisher.close()
         if self.store is not None:
             self.store.close()
         if self._broker is not None:
@@ -272,12 +364,24 @@ class Service:
         return self._stopped.wait(timeout)
 
 
-def _waker(relays: list[OutboxRelay]) -> Callable[[], None]:
-    def wake_all() -> None:
-        for relay in relays:
+# Outputs the consumer loops hand straight to their relay (relay.py, "hand-over"). Tulip's
+# relay is paced at 10 writes/s: its rows wait in the outbox and are claimed from there.
+_FAST_PATH_DESTINATIONS = frozenset({"amqp"})
+
+
+def _hand_over(relays: list[OutboxRelay], store: Store) -> Callable[[Sequence[OutboxRow]], None]:
+    """After a batch settled: claimed rows go to their relay, and every relay is woken."""
+    by_destination = {relay.destination: relay for relay in relays}
+
+    def hand_over(claimed: Sequence[OutboxRow]) -> None:
+        for destination, relay in by_destination.items():
+            rows = [row for row in claimed if row.destination == destination]
+            if rows and not relay.hand_over(rows):
+                # The relay is busy or gone: the backlog path sends them.
+                store.release([row.id for row in rows])
             relay.wake()
 
-    return wake_all
+    return hand_over
 
 
 def _version() -> str:

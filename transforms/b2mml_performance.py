@@ -4,7 +4,9 @@ Reads ``ProcessProductionPerformance`` / ``SyncProductionPerformance`` (V0600) a
 ``ProcessOperationsPerformance`` / ``SyncOperationsPerformance`` (V0600 and V7,
 OperationsType ``Production``) into one ``PerformanceReport``: who sent it (Sender
 LogicalID), its document id (BODID), the order, when, and every MaterialActual as a
-``MaterialActual`` with a role (consumed / produced / by-product). docs/b2mml-performance.md
+``MaterialActual`` with a role (consumed / produced / by-product), and every segment that
+carries the SAP confirmation data items (``SAPYield``, ``SAPScrap``, ``SAPFinalConfirmation``
+in ``ProductionData`` / ``SegmentData``) as a ``PhaseConfirmation``. docs/b2mml-performance.md
 maps every element.
 
 Pure: the parsed, contract-validated root element and the mapping profile come in; no IO,
@@ -16,7 +18,10 @@ names, its line, the value found and what was expected: missing BODID or sender,
 without UTC offset, several orders in one message, an unknown MaterialUse, a batch longer
 than 10, a sub-lot, an unknown unit, a quantity that is not a plain decimal, elements that
 carry material data mesbridge does not read (AssemblyActual, the V04 *ConsumedActual /
-*ProducedActual elements), V7 OperationsType other than Production. A root element that
+*ProducedActual elements), V7 OperationsType other than Production; for confirmations: a
+confirming segment without a phase, a negative or non-decimal confirmed quantity, a quantity
+without unit, a final flag other than true/false or contradicted by the SegmentState, a
+confirmation data item nested where it would not be read. A root element that
 does not belong to ``contract`` is a ``MappingError`` too (a routing mistake).
 """
 
@@ -33,10 +38,16 @@ from contracts.errors import Finding, MappingError
 from contracts.xmlpath import element_path as _path
 from contracts.xmlpath import source_line
 from transforms.mapping import MappingProfile
-from transforms.model import MaterialActual, MaterialRole, PerformanceReport, Quantity
+from transforms.model import (
+    MaterialActual,
+    MaterialRole,
+    PerformanceReport,
+    PhaseConfirmation,
+    Quantity,
+)
 from transforms.sap_values import FieldRef, sap_batch, sap_material, sap_order_number
 
-__all__ = ["PROPERTY_IDS", "performance_report"]
+__all__ = ["CONFIRMATION_DATA_IDS", "PROPERTY_IDS", "performance_report"]
 
 NS_V0600 = "http://www.mesa.org/xml/B2MML-V0600"
 NS_V7 = "http://www.mesa.org/xml/B2MML"
@@ -44,6 +55,16 @@ NS_V7 = "http://www.mesa.org/xml/B2MML"
 # The MaterialActualProperty IDs mesbridge reads: the same IDs its outbound schedule
 # writes on MaterialRequirementProperty (docs/b2mml.md), plus FinalIssue.
 PROPERTY_IDS = ("SAPReservation", "SAPReservationItem", "SAPStorageLocation", "FinalIssue")
+
+# The segment data items (V0600 ProductionData, V0600/V7 SegmentData) that make a segment a
+# phase confirmation (docs/b2mml-performance.md, "Phase confirmations").
+CONFIRMATION_DATA_IDS = ("SAPYield", "SAPScrap", "SAPFinalConfirmation")
+
+# SegmentState values of a segment the MES still runs: a final confirmation would close the
+# phase in SAP while it is not finished (V0600 and V7 enumerations together).
+_UNFINISHED_STATES = frozenset(
+    {"Waiting", "Ready", "Running", "Holding", "Held", "Paused", "Suspended"}
+)
 
 _STORAGE_LOCATION_LENGTH = 4
 _PLANT_LENGTH = 4
@@ -63,6 +84,8 @@ class _Shape:
     child_segment: str
     uses: dict[tuple[str, str | None], MaterialRole]
     operations_type: str  # "" = no OperationsType; "required" (V7) or "optional" (V0600)
+    segment_data: str  # the segment's data items: ProductionData (V0600 PP) / SegmentData
+    segment_data_child: str  # their nested items: same name, V7 SegmentDataChild
 
 
 _V0600_USES: dict[tuple[str, str | None], MaterialRole] = {
@@ -86,14 +109,17 @@ for _verb in ("Process", "Sync"):
     _SHAPES[(NS_V0600, f"{_verb}ProductionPerformance")] = _Shape(
         "ProductionPerformance", "V0600", "ProductionPerformance", "ProductionResponse",
         "ProductionRequestID", "SegmentResponse", _V0600_USES, "",
+        "ProductionData", "ProductionData",
     )  # fmt: skip
     _SHAPES[(NS_V0600, f"{_verb}OperationsPerformance")] = _Shape(
         "OperationsPerformance", "V0600", "OperationsPerformance", "OperationsResponse",
         "OperationsRequestID", "SegmentResponse", _V0600_USES, "optional",
+        "SegmentData", "SegmentData",
     )  # fmt: skip
     _SHAPES[(NS_V7, f"{_verb}OperationsPerformance")] = _Shape(
         "OperationsPerformance", "V7", "OperationsPerformance", "OperationsResponse",
         "OperationsRequestID", "SegmentResponseChild", _V7_USES, "required",
+        "SegmentData", "SegmentDataChild",
     )  # fmt: skip
 
 # Elements that carry material quantities in a shape mesbridge does not map: ignoring them
@@ -231,6 +257,7 @@ class _Reader:
 
         order_number = self.order_number(responses)
         actuals: list[MaterialActual] = []
+        confirmations: list[PhaseConfirmation] = []
         end_times: list[datetime] = []
         segment_ends: list[datetime] = []
         plant: str | None = None
@@ -241,7 +268,7 @@ class _Reader:
                 end_times.append(_datetime(*end))
             plant = plant or self.plant(response) or self.plant(noun)
             for segment in self.children(response, "SegmentResponse"):
-                self.segment(segment, actuals, segment_ends)
+                self.segment(segment, actuals, confirmations, segment_ends)
 
         if end_times:
             event_time = max(end_times)
@@ -259,6 +286,7 @@ class _Reader:
             event_time=event_time,
             plant=plant,
             actuals=tuple(actuals),
+            confirmations=tuple(confirmations),
         )
 
     def order_number(self, responses: list[tuple[etree._Element, etree._Element]]) -> str:
@@ -331,7 +359,11 @@ class _Reader:
         return value
 
     def segment(
-        self, segment: etree._Element, actuals: list[MaterialActual], ends: list[datetime]
+        self,
+        segment: etree._Element,
+        actuals: list[MaterialActual],
+        confirmations: list[PhaseConfirmation],
+        ends: list[datetime],
     ) -> None:
         for name in _UNREAD_MATERIAL:
             unread = self.children(segment, name)
@@ -357,8 +389,11 @@ class _Reader:
         phase = self.phase(segment)
         for actual in self.children(segment, "MaterialActual"):
             actuals.append(self.actual(actual, phase))
+        confirmation = self.confirmation(segment, phase)
+        if confirmation is not None:
+            confirmations.append(confirmation)
         for child in self.children(segment, self.shape.child_segment):
-            self.segment(child, actuals, ends)
+            self.segment(child, actuals, confirmations, ends)
 
     def phase(self, segment: etree._Element) -> str | None:
         # The ID mesbridge's schedule gave the phase (VORNR) comes back as the response's
@@ -371,6 +406,131 @@ class _Reader:
             if elements and _text(elements[0]).strip():
                 return _text(elements[0]).strip()
         return None
+
+    # -- phase confirmations ------------------------------------------------------------
+
+    def confirmation(self, segment: etree._Element, phase: str | None) -> PhaseConfirmation | None:
+        """The confirmation ``segment`` reports, or None when it carries no confirmation data."""
+        data = self.confirmation_data(segment)
+        if not data:
+            return None
+        if phase is None:
+            first = next(iter(data.values()))[0]
+            raise _error(
+                "a phase confirmation without a phase",
+                first,
+                None,
+                "the SAP phase number (VORNR) as the segment's ID"
+                + (" or OperationsSegmentID" if self.shape.version == "V7" else "")
+                + ": which phase is confirmed is never guessed",
+                where=f"{_path(segment)}/ID",
+            )
+        final = data.get("SAPFinalConfirmation")
+        is_final = _flag(
+            None if final is None else self.required_text(final[1], "ValueString", "true or false"),
+            name="SAPFinalConfirmation",
+        )
+        if is_final:
+            self.check_finished(segment)
+        start = self.text(segment, "ActualStartTime")
+        end = self.text(segment, "ActualEndTime")
+        return PhaseConfirmation(
+            phase=phase,
+            yield_quantity=self.confirmed_quantity(data.get("SAPYield"), "SAPYield"),
+            scrap_quantity=self.confirmed_quantity(data.get("SAPScrap"), "SAPScrap"),
+            final=is_final,
+            started_at=None if start is None else _datetime(*start),
+            finished_at=None if end is None else _datetime(*end),
+            source_line=source_line(segment),
+        )
+
+    def confirmation_data(
+        self, segment: etree._Element
+    ) -> dict[str, tuple[etree._Element, etree._Element]]:
+        """Confirmation data items of ``segment``: ``ID`` -> (the item, its one ``Value``)."""
+        found: dict[str, tuple[etree._Element, etree._Element]] = {}
+        for item in self.children(segment, self.shape.segment_data):
+            self.refuse_nested_confirmation_data(item)
+            ident = self.text(item, "ID")
+            if ident is None or ident[0] not in CONFIRMATION_DATA_IDS:
+                continue  # the MES's own data items: informational
+            name, id_element = ident
+            if name in found:
+                raise _error(
+                    f"{name} appears twice in one segment",
+                    id_element,
+                    name,
+                    f"at most one {self.shape.segment_data} with ID {name} per segment "
+                    "(which one would be confirmed is a guess)",
+                )
+            values = self.children(item, "Value")
+            if len(values) != 1:
+                raise _error(
+                    f"{name} has {len(values)} Value elements",
+                    item,
+                    None,
+                    f"exactly one Value in {self.shape.segment_data} {name}",
+                )
+            found[name] = (item, values[0])
+        return found
+
+    def refuse_nested_confirmation_data(self, item: etree._Element) -> None:
+        for nested in item.iter(f"{{{self.ns}}}{self.shape.segment_data_child}"):
+            if nested is item:
+                continue
+            ident = self.text(nested, "ID")
+            if ident is not None and ident[0] in CONFIRMATION_DATA_IDS:
+                raise _error(
+                    f"{ident[0]} is nested in another data item",
+                    ident[1],
+                    ident[0],
+                    f"{ident[0]} as a direct {self.shape.segment_data} of the SegmentResponse "
+                    "(nested, it would not be read and the confirmation would be lost)",
+                )
+
+    def confirmed_quantity(
+        self, found: tuple[etree._Element, etree._Element] | None, name: str
+    ) -> Quantity | None:
+        if found is None:
+            return None
+        _, value = found
+        text, element = self.required_text(value, "ValueString", f"the {name} quantity")
+        raw = _text(element)
+        match = _DECIMAL.match(text)
+        if match is None:
+            raise _error(
+                f"{name} is not a plain decimal",
+                element,
+                raw,
+                "a decimal with '.' as separator and no exponent or thousands separator, "
+                "e.g. 1000 or 12.500",
+            )
+        if match["sign"] == "-":
+            raise _error(
+                f"{name} is negative",
+                element,
+                raw,
+                "a confirmed quantity of zero or more: a confirmation is taken back by "
+                "cancelling it in SAP, never by a negative quantity",
+            )
+        unit_code, unit_element = self.required_text(
+            value, "UnitOfMeasure", f"the unit the {name} quantity is in"
+        )
+        unit = self.profile.units.from_partner(
+            "pasx", unit_code, where=_path(unit_element), line=source_line(unit_element)
+        )
+        return Quantity(value=Decimal(match["digits"]), unit=unit)
+
+    def check_finished(self, segment: etree._Element) -> None:
+        state = self.text(segment, "SegmentState")
+        if state is not None and state[0] in _UNFINISHED_STATES:
+            raise _error(
+                f"SAPFinalConfirmation is true but SegmentState is {state[0]}",
+                state[1],
+                state[0],
+                "a finished segment (SegmentState Completed, Aborted or Closed, or none) for a "
+                "final confirmation: SAP would close a phase the MES still runs",
+            )
 
     def actual(self, actual: etree._Element, phase: str | None) -> MaterialActual:
         line = source_line(actual)
@@ -600,13 +760,13 @@ def _numeric(found: tuple[str, etree._Element] | None, length: int, name: str) -
     return value.zfill(length)
 
 
-def _flag(found: tuple[str, etree._Element] | None) -> bool:
+def _flag(found: tuple[str, etree._Element] | None, *, name: str = "FinalIssue") -> bool:
     if found is None:
         return False
     value, element = found
     if value not in ("true", "false"):
         raise _error(
-            f"FinalIssue {value!r} is not true or false",
+            f"{name} {value!r} is not true or false",
             element,
             value,
             "true or false",

@@ -15,6 +15,7 @@ same id in one phase (the receiver could not tell them apart).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -106,7 +107,17 @@ def schedule_document_id(orders: Sequence[ProcessOrder]) -> str:
     recognisable downstream; a different IDoc (new DOCNUM) gives a new id.
     """
     key = [[*order.control.idempotency_key, order.order_number] for order in orders]
-    return str(uuid.uuid5(_DOCUMENT_ID_NAMESPACE, _KEY_ENCODER.encode(key)))
+    return _uuid5_text(_KEY_ENCODER.encode(key))
+
+
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_DOCUMENT_ID_NAMESPACE, name))`` without building the UUID object."""
+    data = _DOCUMENT_ID_NAMESPACE.bytes + name.encode("utf-8")
+    digest = bytearray(hashlib.sha1(data, usedforsecurity=False).digest())  # uuid5 is SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def plan_schedule(orders: Sequence[ProcessOrder], profile: MappingProfile) -> SchedulePlan:

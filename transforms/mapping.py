@@ -21,6 +21,7 @@ __all__ = [
     "TULIP_WORK_ORDER_FIELDS",
     "B2mmlIdentity",
     "MappingProfile",
+    "PlantStorage",
     "SapPartner",
     "TulipWorkOrderColumns",
 ]
@@ -72,6 +73,17 @@ class TulipWorkOrderColumns:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlantStorage:
+    """A plant's default storage locations for goods movements the MES reports without one.
+
+    Used only when neither the message nor the order SAP sent names a storage location.
+    """
+
+    issue: str | None = None  # consumption (261/262)
+    receipt: str | None = None  # yield and by-products (101/102, 531/532)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MappingProfile:
     version: str
     default_timezone: ZoneInfo
@@ -81,6 +93,9 @@ class MappingProfile:
     b2mml: B2mmlIdentity
     tulip_columns: TulipWorkOrderColumns
     sap: SapPartner = SapPartner()
+    # MES → SAP: a sending MES system (B2MML Sender/LogicalID, Tulip sender) → its SAP plant.
+    sender_plants: Mapping[str, str] = field(default_factory=dict)
+    plant_storage: Mapping[str, PlantStorage] = field(default_factory=dict)
 
     def plant_timezone(self, plant: str) -> ZoneInfo:
         return self.plant_timezones.get(plant, self.default_timezone)
@@ -96,8 +111,12 @@ class MappingProfile:
         )
         version = reader.text("version")
         default_tz = _zone(reader.text("default_timezone"), f"{source}: default_timezone")
-        plants = _timezones(reader.table("plants", default={}), f"{source}: plants")
-        senders = _timezones(reader.table("senders", default={}), f"{source}: senders")
+        plants_table = reader.table("plants", default={})
+        senders_table = reader.table("senders", default={})
+        plants = _timezones(plants_table, f"{source}: plants", extra=_PLANT_KEYS)
+        senders = _timezones(senders_table, f"{source}: senders", extra=("plant",))
+        plant_storage = _plant_storage(plants_table, f"{source}: plants")
+        sender_plants = _sender_plants(senders_table, f"{source}: senders")
         units = UnitTable(_unit_rows(reader.list("units"), source))
         b2mml_data = _Reader(reader.table("b2mml", default={}), f"{source}: b2mml")
         b2mml_data.only("sender", "receiver", "release_id")
@@ -124,6 +143,8 @@ class MappingProfile:
             default_timezone=default_tz,
             plant_timezones=plants,
             sender_timezones=senders,
+            sender_plants=sender_plants,
+            plant_storage=plant_storage,
             units=units,
             b2mml=b2mml,
             tulip_columns=TulipWorkOrderColumns(
@@ -184,13 +205,63 @@ def _zone(name: str, where: str) -> ZoneInfo:
         ) from exc
 
 
-def _timezones(table: Mapping[str, Any], where: str) -> dict[str, ZoneInfo]:
+_PLANT_KEYS = ("issue_storage_location", "receipt_storage_location")
+_PLANT_LENGTH = 4  # SAP WERKS
+_STORAGE_LOCATION_LENGTH = 4  # SAP LGORT
+
+
+def _timezones(
+    table: Mapping[str, Any], where: str, *, extra: tuple[str, ...] = ()
+) -> dict[str, ZoneInfo]:
+    """Each entry's ``timezone``; an entry may leave it out when it sets only ``extra`` keys."""
     zones: dict[str, ZoneInfo] = {}
     for name, entry in table.items():
         reader = _Reader(entry, f"{where}.{name}")
-        reader.only("timezone")
-        zones[str(name)] = _zone(reader.text("timezone"), f"{where}.{name}.timezone")
+        reader.only("timezone", *extra)
+        if "timezone" in entry or not extra:
+            zones[str(name)] = _zone(reader.text("timezone"), f"{where}.{name}.timezone")
     return zones
+
+
+def _sap_code(value: str, length: int, what: str, where: str) -> str:
+    if len(value) > length or value != value.strip() or not value.isprintable():
+        raise ConfigurationError(
+            f"{where}: {value!r} is not an SAP {what} (at most {length} characters, no spaces)"
+        )
+    return value
+
+
+def _plant_storage(table: Mapping[str, Any], where: str) -> dict[str, PlantStorage]:
+    defaults: dict[str, PlantStorage] = {}
+    for name, entry in table.items():
+        plant = _sap_code(str(name), _PLANT_LENGTH, "plant (WERKS)", f"{where}.{name}")
+        reader = _Reader(entry, f"{where}.{name}")
+        found = {
+            key.removesuffix("_storage_location"): _sap_code(
+                reader.text(key),
+                _STORAGE_LOCATION_LENGTH,
+                "storage location (LGORT)",
+                f"{where}.{name}.{key}",
+            )
+            for key in _PLANT_KEYS
+            if key in entry
+        }
+        if found:
+            defaults[plant] = PlantStorage(**found)
+    return defaults
+
+
+def _sender_plants(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    return {
+        str(name): _sap_code(
+            _Reader(entry, f"{where}.{name}").text("plant"),
+            _PLANT_LENGTH,
+            "plant (WERKS)",
+            f"{where}.{name}.plant",
+        )
+        for name, entry in table.items()
+        if "plant" in entry
+    }
 
 
 def _unit_rows(entries: list[Any], source: str) -> list[UnitRow]:

@@ -257,7 +257,12 @@ def _item(
     material_field, material = _material(actual.material, problem)
     plant = actual.plant or report.plant
     if not plant:
-        problem("PLANT", None, "a plant on the item or on the report (it is never guessed)")
+        problem(
+            "PLANT",
+            None,
+            "a plant: in the message, from the process order SAP sent for the order, or "
+            "[senders.<sender>] plant in the mapping profile (it is never guessed)",
+        )
     elif len(plant) > 4:
         problem("PLANT", plant, "at most 4 characters (SAP WERKS)")
     storage = actual.storage_location

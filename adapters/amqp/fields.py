@@ -44,7 +44,8 @@ def check_envelope(envelope: Envelope) -> None:
     """Refuse, before anything is sent, an envelope the broker would refuse or change.
 
     ``ValueError`` for an exchange, routing key, message id or content type longer than
-    an AMQP short string (255 bytes); ``TypeError`` for a header value (see above).
+    an AMQP short string (255 bytes) and for a negative ``expiration_ms``; ``TypeError``
+    for a header value (see above).
     """
     for name in ("exchange", "routing_key", "message_id", "content_type"):
         value: str = getattr(envelope, name)
@@ -54,6 +55,14 @@ def check_envelope(envelope: Envelope) -> None:
                 f"{len(value.encode('utf-8'))} bytes; AMQP allows at most {_MAX_SHORT_STRING}"
             )
     check_headers(envelope.headers, message_id=envelope.message_id)
+    expiration = envelope.expiration_ms
+    if expiration is not None and (
+        isinstance(expiration, bool) or not isinstance(expiration, int) or expiration < 0
+    ):
+        raise ValueError(
+            f"message {envelope.message_id[:40]!r}: expiration_ms is {expiration!r}; "
+            "expected a whole number of milliseconds >= 0"
+        )
 
 
 def check_headers(headers: Mapping[str, Any], *, message_id: str) -> None:
@@ -116,13 +125,15 @@ def _check_value(value: Any, *, path: str, message_id: str) -> None:
 
 
 def envelope_properties(envelope: Envelope, *, timestamp: int) -> pika.BasicProperties:
-    """Persistent properties carrying the envelope's id, content type and headers."""
+    """Persistent properties carrying the envelope's id, content type, headers, expiration."""
     return pika.BasicProperties(
         content_type=envelope.content_type,
         message_id=envelope.message_id,
         delivery_mode=PERSISTENT,
         timestamp=timestamp,
         headers=plain_headers(envelope.headers) if envelope.headers else None,
+        # AMQP carries the per-message TTL as a decimal string of milliseconds.
+        expiration=None if envelope.expiration_ms is None else str(envelope.expiration_ms),
     )
 
 

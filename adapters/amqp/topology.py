@@ -13,6 +13,10 @@ What is declared (names come from ``Topology``):
   ``x-dead-letter-strategy: at-least-once`` (with ``x-overflow: reject-publish``, which
   at-least-once requires): a dead-lettered message leaves the queue only once the
   dead-letter target has confirmed it. The parking-lot queue is a quorum queue too.
+  A spec with ``message_ttl_ms`` gets ``x-message-ttl`` (quorum queues support it, and
+  per-message ``expiration``, from RabbitMQ 3.10): the retry delay queues, which
+  dead-letter through the default exchange (``dead_letter_exchange=""``) straight back
+  to their route's queue, never through the dead-letter exchange (that would park).
 
 When the broker refuses a quorum queue (an old broker, quorum feature flag off, or
 the queue already exists as a classic queue), the queue is declared as a classic
@@ -21,7 +25,8 @@ logged and the :class:`TopologyReport` says so. Declaring again with the same
 topology changes nothing; bindings are only ever added.
 
 Failure modes: ``ConfigurationError`` when the topology is inconsistent (duplicate
-queue names, bindings on the default exchange) or when the broker refuses a
+queue names, bindings on the default exchange, dead-lettering to the default exchange
+without a routing key, a TTL outside 0..2^32-1 ms) or when the broker refuses a
 declaration (an exchange or queue exists with other settings, no permission),
 naming the exchange or queue and quoting the broker; ``TransientError`` when the
 connection is lost (see ``adapters/amqp/errors.py``).
@@ -55,6 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARKED_BINDING = "#"
+_MAX_TTL_MS = 2**32 - 1  # x-message-ttl is an unsigned 32-bit number of milliseconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +102,16 @@ def check_topology(topology: Topology) -> None:
                 f"topology: queue {spec.name!r} binds {list(spec.bindings)} on the default "
                 "exchange ''; name a topic exchange (the default exchange routes by queue name)"
             )
+        if spec.dead_letter_exchange == "" and not spec.dead_letter_routing_key:
+            raise ConfigurationError(
+                f"topology: queue {spec.name!r} dead-letters to the default exchange '' "
+                "without a dead-letter routing key; give the target queue's name"
+            )
+        if spec.message_ttl_ms is not None and not 0 <= spec.message_ttl_ms <= _MAX_TTL_MS:
+            raise ConfigurationError(
+                f"topology: queue {spec.name!r} has message TTL {spec.message_ttl_ms} ms; "
+                f"RabbitMQ accepts 0 to {_MAX_TTL_MS} ms"
+            )
 
 
 def topology_exchanges(topology: Topology) -> tuple[str, ...]:
@@ -118,7 +134,9 @@ def topology_queues(topology: Topology) -> tuple[QueueSpec, ...]:
 
 def queue_arguments(spec: QueueSpec, *, quorum: bool) -> dict[str, Any]:
     arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-    if spec.dead_letter_exchange:
+    if spec.message_ttl_ms is not None:
+        arguments["x-message-ttl"] = spec.message_ttl_ms
+    if spec.dead_letter_exchange is not None:  # "" is the default exchange
         arguments["x-dead-letter-exchange"] = spec.dead_letter_exchange
         if quorum:
             arguments["x-dead-letter-strategy"] = "at-least-once"

@@ -14,7 +14,9 @@ import click
 
 from contracts.errors import ConfigurationError
 from integration.bootstrap import Components
+from integration.cli.audit_cmd import audit, purge
 from integration.cli.contracts_cmd import contracts
+from integration.cli.failed_cmd import failed
 from integration.cli.offline import transform, validate
 from integration.cli.service_cmd import run, send
 from integration.settings import Settings
@@ -60,6 +62,9 @@ cli.add_command(transform)
 cli.add_command(contracts)
 cli.add_command(run)
 cli.add_command(send)
+cli.add_command(failed)
+cli.add_command(audit)
+cli.add_command(purge)
 
 
 def main() -> None:

@@ -49,9 +49,13 @@ def _judge(components: Components, path: Path) -> _Verdict:
             detail = f"{len(orders)} order{'s' if len(orders) != 1 else ''} ({numbers})"
         elif Target.SAP in targets:
             # Mapping it all the way proves every actual can be posted without guessing.
-            idocs = translator.goods_movements(accepted, created_at=datetime.now(UTC))
-            numbers = ", ".join(sorted({n for idoc in idocs for n in idoc.order_numbers}))
-            detail = f"{len(idocs)} goods-movement IDoc(s) for order {numbers}"
+            outputs = translator.outputs(accepted, Target.SAP, created_at=datetime.now(UTC))
+            numbers = ", ".join(sorted({n for output in outputs for n in output.order_numbers}))
+            idocs = sum(output.routing_key == "sap.MBGMCR" for output in outputs)
+            detail = (
+                f"{idocs} goods-movement IDoc(s), {len(outputs) - idocs} confirmation(s) "
+                f"for order {numbers}"
+            )
         else:
             detail = "valid"
         return _Verdict(str(path), EXIT_OK, str(accepted.contract.key), detail)
@@ -144,7 +148,19 @@ def transform(
         click.echo(f"mesbridge transform: {exc}", err=True)
         raise SystemExit(EXIT_INVALID) from None
     if out_dir is None:
-        click.echo(outputs[0].body.decode("utf-8"), nl=False)
+        if len(outputs) > 1:
+            # Several IDocs and confirmations are several documents: never print just one.
+            click.echo(
+                f"mesbridge transform: {file} makes {len(outputs)} documents ("
+                + ", ".join(output.file_name for output in outputs)
+                + "); give --out DIR to write each to its own file",
+                err=True,
+            )
+            raise SystemExit(EXIT_INVALID)
+        if outputs:
+            click.echo(outputs[0].body.decode("utf-8"), nl=False)
+        else:
+            click.echo(f"mesbridge transform: {file} makes no output", err=True)
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     for output in outputs:

@@ -12,19 +12,23 @@ from types import FrameType
 import click
 
 from adapters.amqp.url import mask_url
-from adapters.brokers import connect_broker
-from contracts.errors import ConfigurationError, MesbridgeError
+from contracts.errors import MesbridgeError
 from integration.bootstrap import Components
 from integration.broker import Envelope, PublishResult
+from integration.cli.publishing import (
+    check_broker_url,
+    inbound_publisher,
+    inbound_topology,
+    publish_with_progress,
+)
 from integration.demo import feed_examples
+from integration.faults import arm_from
 from integration.intake import read_message
 from integration.routes import inbound_routing_key
-from integration.service import Service, build_topology, process_order_route
+from integration.service import Service
 from integration.settings import Settings
 
 __all__ = ["run", "send"]
-
-_SEND_BATCH = 100
 
 
 @click.command()
@@ -50,6 +54,7 @@ def run(components: Components, config_file: Path | None, demo: bool) -> None:
     )
     service = Service(settings)
     try:
+        arm_from(os.environ)  # a test facility: integration/faults.py
         service.start()
     except MesbridgeError as exc:
         click.echo(f"mesbridge run: cannot start: {exc}", err=True)
@@ -85,13 +90,8 @@ def send(
 ) -> None:
     """Publish FILES to the inbound exchange as SAP or the MES would, confirms awaited."""
     url = broker_url or components.settings.broker_url
-    if url.startswith("memory://"):
-        raise ConfigurationError(
-            "the embedded broker lives inside `mesbridge run`; give --broker amqp://… "
-            "(or MESBRIDGE_BROKER_URL)"
-        )
-    prefix = components.settings.topology_prefix
-    topology = build_topology((process_order_route(tulip=False, prefix=prefix),), prefix=prefix)
+    check_broker_url(url)
+    topology = inbound_topology(components.settings.topology_prefix)
     envelopes: list[tuple[Path, Envelope]] = []
     for path in files:
         data = path.read_bytes()
@@ -112,26 +112,15 @@ def send(
             else "application/xml",
         )
         envelopes.append((path, envelope))
-    broker = connect_broker(url)
-    failed: list[str] = []
-    try:
-        # Declaring is idempotent; it makes sure a message sent before the service ever ran
-        # waits in its durable queue instead of being unroutable.
-        broker.declare(topology)
-        publisher = broker.publisher()
-        with click.progressbar(length=len(envelopes), label="publishing", file=None) as bar:
-            for start in range(0, len(envelopes), _SEND_BATCH):
-                chunk = envelopes[start : start + _SEND_BATCH]
-                results = publisher.publish_batch([envelope for _, envelope in chunk])
-                for (path, envelope), result in zip(chunk, results, strict=True):
-                    if result is not PublishResult.CONFIRMED:
-                        failed.append(
-                            f"{path}: {result.value} (routing key {envelope.routing_key})"
-                        )
-                bar.update(len(chunk))
-        publisher.close()
-    finally:
-        broker.close()
+    with inbound_publisher(url, topology) as publisher:
+        results = publish_with_progress(
+            publisher, [envelope for _, envelope in envelopes], label="publishing"
+        )
+    failed = [
+        f"{path}: {result.value} (routing key {envelope.routing_key})"
+        for (path, envelope), result in zip(envelopes, results, strict=True)
+        if result is not PublishResult.CONFIRMED
+    ]
     for line in failed:
         click.echo(f"mesbridge send: {line}", err=True)
     click.echo(

@@ -12,6 +12,15 @@ docs/storage.md for the tables, the idempotency rules and the figures.
 Database outages surface as ``contracts.errors.TransientError``.
 """
 
+from .failed import (
+    FailedMessages,
+    FailureDetail,
+    FailureGroup,
+    FailureStatus,
+    FailureSummary,
+    Revision,
+)
+from .fingerprint import Fingerprint
 from .migrate import current_revision, downgrade, head_revision, upgrade
 from .records import (
     Destination,
@@ -30,10 +39,17 @@ __all__ = [
     "TRANSIENT_DB_ERRORS",
     "Destination",
     "FailedMessage",
+    "FailedMessages",
+    "FailureDetail",
+    "FailureGroup",
+    "FailureStatus",
+    "FailureSummary",
+    "Fingerprint",
     "InboundRecord",
     "InboxEntry",
     "OutboundMessage",
     "OutboxRow",
+    "Revision",
     "SettleOutcome",
     "Store",
     "current_revision",

@@ -1,6 +1,6 @@
 """The store's tables (SQLAlchemy Core) and the UTC timestamp type they share.
 
-Three tables, created by migration 0001 (``migrations/versions``):
+The tables, created by the migrations in ``migrations/versions``:
 
 - ``inbox``: one row per input that took effect, unique on ``idempotency_key``;
   a repeat is recognised by the database, never by process memory.
@@ -8,6 +8,9 @@ Three tables, created by migration 0001 (``migrations/versions``):
   unique on ``message_id``; a row is pending while ``sent_at`` is NULL and a
   relay holds it while ``claimed_until`` lies in the future.
 - ``failed_message``: every parked input, kept whole; never deduplicated.
+- ``failed_message_revision`` (0003): an analyst's edited copies, beside the original.
+- ``audit_entry`` (0002): the GMP audit trail, append-only and HMAC-chained
+  (``integration.audit``); triggers refuse UPDATE and DELETE.
 
 These definitions and the migration must agree: a test runs Alembic's
 ``compare_metadata`` against the migrated database. Change both, together,
@@ -41,7 +44,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["UTCDateTime", "failed_message", "inbox", "metadata", "outbox"]
+__all__ = [
+    "UTCDateTime",
+    "audit_entry",
+    "failed_message",
+    "failed_message_revision",
+    "inbox",
+    "metadata",
+    "outbox",
+]
 
 # Deterministic constraint and index names: migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -166,6 +177,68 @@ failed_message = Table(
     Column("first_failed_at", UTCDateTime(), nullable=False),
     Column("last_failed_at", UTCDateTime(), nullable=False),
     Column("status", Text(), nullable=False),
+    # 0003: the analyst's review (integration.store.failed, docs/failed-messages.md).
+    Column("fingerprint", Text(), nullable=False),
+    Column("order_numbers", Text(), nullable=True),
+    Column("replay_of", ForeignKey("failed_message.id"), nullable=True),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Column("resolution", Text(), nullable=True),
     Index("ix_failed_message_status_last_failed_at", "status", "last_failed_at"),
     Index("ix_failed_message_idempotency_key", "idempotency_key"),
+    Index("ix_failed_message_fingerprint", "fingerprint"),
+    Index("ix_failed_message_replay_of", "replay_of"),
+)
+
+# 0003: an analyst's edited copy of a failed message; the original body is never overwritten.
+failed_message_revision = Table(
+    "failed_message_revision",
+    metadata,
+    _id_column(),
+    Column("failed_message_id", ForeignKey("failed_message.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("actor", Text(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("body", LargeBinary(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("diff", Text(), nullable=False),
+    Column("replayed_at", UTCDateTime(), nullable=True),
+    Index("ix_failed_message_revision_failed_message_id", "failed_message_id"),
+)
+
+# The audit trail (integration.audit): ``seq`` is assigned by the appender under its lock,
+# because the entry's MAC covers it; it is never reused and never has gaps.
+audit_entry = Table(
+    "audit_entry",
+    metadata,
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("actor", Text(), nullable=False),
+    Column("action", Text(), nullable=False),
+    Column("subject", Text(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("before_sha256", String(64), nullable=True),
+    Column("after_sha256", String(64), nullable=True),
+    Column("details", Text(), nullable=False),
+    Column("prev_mac", String(64), nullable=False),
+    Column("mac", String(64), nullable=False),
+    Index("ix_audit_entry_recorded_at", "recorded_at"),
+    Index("ix_audit_entry_action_seq", "action", "seq"),
+)
+
+# What SAP sent about each process order (plant, storage locations, reservations), kept so
+# goods movements the MES reports later can be completed (transforms.order_context). The
+# latest process order for an order number wins: an order change replaces its context.
+order_context = Table(
+    "order_context",
+    metadata,
+    Column("order_number", Text(), primary_key=True),
+    Column("plant", Text(), nullable=False),
+    Column("context", JSON(), nullable=False),
+    Column("source_key", Text(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

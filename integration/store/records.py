@@ -14,6 +14,10 @@ from datetime import datetime
 from enum import Enum, StrEnum
 
 from contracts.errors import Finding, MesbridgeError
+from transforms.order_context import OrderContext
+
+from .fingerprint import Fingerprint, failure_fingerprint
+from .order_numbers import order_numbers_in
 
 __all__ = [
     "Destination",
@@ -81,6 +85,10 @@ class InboundRecord:
     source_message_id: str | None
     received_at: datetime
     outputs: Sequence[OutboundMessage] = ()
+    # What a process order teaches about its orders: kept for the goods movements that follow.
+    order_contexts: Sequence[OrderContext] = ()
+    # The failed_message row this input replays (header x-replay-of): settling it resolves that row.
+    replay_of: int | None = None
 
     def __post_init__(self) -> None:
         _require_text("InboundRecord.idempotency_key", self.idempotency_key)
@@ -140,12 +148,24 @@ class FailedMessage:
     last_failed_at: datetime
     status: str = "parked"
     idempotency_key: str | None = None
+    # As SAP shows them (no leading zeros), for ``mesbridge failed list --order``.
+    order_numbers: tuple[str, ...] = ()
+    # The failed_message row whose replay failed again with this failure.
+    replay_of: int | None = None
 
     def __post_init__(self) -> None:
         _require_aware("FailedMessage.first_failed_at", self.first_failed_at)
         _require_aware("FailedMessage.last_failed_at", self.last_failed_at)
         if self.attempts < 1:
             raise ValueError(f"FailedMessage.attempts is {self.attempts}; at least 1 expected")
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The failure group: error class + contract + first finding's field (``fingerprint.py``).
+
+        Derived from the record itself, so every producer of failures gets the same one.
+        """
+        return failure_fingerprint(self.error_class, self.contract, self.findings)
 
     @classmethod
     def from_error(
@@ -160,13 +180,20 @@ class FailedMessage:
         first_failed_at: datetime,
         last_failed_at: datetime,
         idempotency_key: str | None = None,
+        replay_of: int | None = None,
+        order_numbers: Sequence[str] | None = None,
     ) -> FailedMessage:
-        """The record for a message that failed with ``error``: its class, text and findings."""
+        """The record for a message that failed with ``error``: its class, text and findings.
+
+        ``order_numbers`` None: read from ``body`` through the intake guard, best effort
+        (``order_numbers.py``); a body the guard refuses has none.
+        """
         return cls(
             body=body,
             headers=headers,
             route=route,
-            contract=contract,
+            # A contract violation knows its contract although the caller never learnt it.
+            contract=contract or getattr(error, "contract", None),
             error_class=type(error).__name__,
             error_text=error.render(),
             findings=error.findings,
@@ -174,6 +201,8 @@ class FailedMessage:
             first_failed_at=first_failed_at,
             last_failed_at=last_failed_at,
             idempotency_key=idempotency_key,
+            order_numbers=tuple(order_numbers_in(body) if order_numbers is None else order_numbers),
+            replay_of=replay_of,
         )
 
 

@@ -25,20 +25,37 @@ raise ``ConfigurationError``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Row,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.errors import ConfigurationError
 
 from .engine import READ_ONLY, create_store_engine, safe_url
+from .failed import replay_link, resolve_replays
 from .migrate import current_revision, head_revision, upgrade
 from .models import failed_message, inbox, outbox
+from .order_contexts import save_order_contexts
 from .records import (
     FailedMessage,
     InboundRecord,
@@ -49,10 +66,12 @@ from .records import (
     findings_to_json,
 )
 from .translate import translate_errors
+from .unnest import Unnest
 
 __all__ = ["DEFAULT_CLAIM_LEASE", "Store"]
 
 DEFAULT_CLAIM_LEASE = timedelta(seconds=60)
+_FAILURE_FIELDS = frozenset(field.name for field in dataclasses.fields(FailedMessage))
 # Keys per IN (...) list: far below SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 500
 
@@ -139,8 +158,20 @@ class Store:
 
     def settle_batch(self, records: Sequence[InboundRecord]) -> list[SettleOutcome]:
         """Settle ``records`` in ONE transaction; one outcome per record, in order."""
+        return self.settle_and_claim(records, claim=())[0]
+
+    def settle_and_claim(
+        self, records: Sequence[InboundRecord], *, claim: Collection[str]
+    ) -> tuple[list[SettleOutcome], list[OutboxRow]]:
+        """``settle_batch``; the new outbox rows for a destination in ``claim`` are written
+        already claimed by this instance for its lease, and returned.
+
+        The caller (the consumer loop) hands them to its relay, which delivers them from
+        memory: no claim UPDATE, no reading the bodies back. A row it does not deliver is
+        released, or sent by any relay once the lease has run out.
+        """
         if not records:
-            return []
+            return [], []
         leader_of: dict[str, int] = {}
         for index, record in enumerate(records):
             leader_of.setdefault(record.idempotency_key, index)
@@ -159,42 +190,77 @@ class Store:
                 if key in inserted:
                     kept[key] = records[index].content_sha256
                     outbox_rows.extend(_outbox_values(inserted[key], records[index], now))
-            if outbox_rows:
-                connection.execute(insert(outbox), outbox_rows)
-        # Every entry but an accepted leader is judged against what the inbox now holds,
-        # so a batch has the outcomes its entries would have one after the other.
-        return [
-            SettleOutcome.ACCEPTED
-            if leader_of[r.idempotency_key] == index and r.idempotency_key in inserted
-            else _repeat(kept[r.idempotency_key], r.content_sha256)
-            for index, r in enumerate(records)
-        ]
+            claimed = self._insert_outbox(connection, outbox_rows, claim, now)
+            # In arrival order, so that of two process orders for one order the later wins.
+            contexts = [
+                (context, key)
+                for key, index in sorted(leaders, key=lambda leader: leader[1])
+                if key in inserted
+                for context in records[index].order_contexts
+            ]
+            save_order_contexts(connection, contexts, now=now)
+            # Every entry but an accepted leader is judged against what the inbox now holds,
+            # so a batch has the outcomes its entries would have one after the other.
+            outcomes = [
+                SettleOutcome.ACCEPTED
+                if leader_of[r.idempotency_key] == index and r.idempotency_key in inserted
+                else _repeat(kept[r.idempotency_key], r.content_sha256)
+                for index, r in enumerate(records)
+            ]
+            # A replay that took effect (or had before) resolves its failed message (failed.py).
+            replays = [(r, o) for r, o in zip(records, outcomes, strict=True) if r.replay_of]
+            if replays:
+                resolve_replays(connection, replays, now=now)
+        return outcomes, claimed
+
+    def _insert_outbox(
+        self,
+        connection: Connection,
+        rows: list[dict[str, Any]],
+        claim: Collection[str],
+        now: datetime,
+    ) -> list[OutboxRow]:
+        if not rows:
+            return []
+        to_claim = [row for row in rows if row["destination"] in claim]
+        until = now + self._claim_lease
+        for row in to_claim:
+            row["claimed_by"], row["claimed_until"] = self.instance_id, until
+        if self._dialect == "postgresql":
+            ids = _OUTBOX_UNNEST.insert(connection, rows)
+            return [OutboxRow(id=ids[row["message_id"]], **_row_fields(row)) for row in to_claim]
+        connection.execute(insert(outbox), rows)
+        if not to_claim:
+            return []
+        ids = {}
+        for chunk in _chunks([row["message_id"] for row in to_claim]):
+            query = select(outbox.c.message_id, outbox.c.id).where(outbox.c.message_id.in_(chunk))
+            ids.update(connection.execute(query).all())
+        return [OutboxRow(id=ids[row["message_id"]], **_row_fields(row)) for row in to_claim]
 
     def _insert_inbox(
         self, connection: Connection, records: Sequence[InboundRecord], now: datetime
     ) -> dict[str, int]:
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        values = [
+            {
+                "idempotency_key": r.idempotency_key,
+                "content_sha256": r.content_sha256,
+                "route": r.route,
+                "contract": r.contract,
+                "source_message_id": r.source_message_id,
+                "received_at": r.received_at,
+                "settled_at": now,
+            }
+            for r in records
+        ]
+        if self._dialect == "postgresql":
+            return _INBOX_UNNEST.insert(connection, values)
         statement = (
-            dialect_insert(inbox)
+            sqlite.insert(inbox)
             .on_conflict_do_nothing(index_elements=[inbox.c.idempotency_key])
             .returning(inbox.c.idempotency_key, inbox.c.id)
         )
-        rows = connection.execute(
-            statement,
-            [
-                {
-                    "idempotency_key": r.idempotency_key,
-                    "content_sha256": r.content_sha256,
-                    "route": r.route,
-                    "contract": r.contract,
-                    "source_message_id": r.source_message_id,
-                    "received_at": r.received_at,
-                    "settled_at": now,
-                }
-                for r in records
-            ],
-        )
-        return dict(rows.all())
+        return dict(connection.execute(statement, values).all())
 
     def _stored_hashes(self, connection: Connection, keys: Sequence[str]) -> dict[str, str]:
         stored: dict[str, str] = {}
@@ -283,6 +349,16 @@ class Store:
             translate_errors(action, database=self._database),
             self._engine.begin() as connection,
         ):
+            if self._dialect == "postgresql":
+                # One array parameter: psycopg caches the statement's conversion, which it
+                # does not for an IN list of a hundred placeholders.
+                listed = bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger()))
+                connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id == any_(listed), outbox.c.sent_at.is_(None))
+                    .values(**values)
+                )
+                return
             for chunk in _chunks(list(ids)):
                 connection.execute(
                     update(outbox)
@@ -317,7 +393,11 @@ class Store:
     # -- failed messages ------------------------------------------------------------------
 
     def record_failure(self, failure: FailedMessage) -> int:
-        """Keep a parked message; every call adds a row (nothing is deduplicated away)."""
+        """Keep a parked message; every call adds a row (nothing is deduplicated away).
+
+        ``replay_of`` is kept only when it names a row whose body (or edited copy) this
+        message is (``failed.replay_link``): a stray header cannot link unrelated rows.
+        """
         values = {
             "idempotency_key": failure.idempotency_key,
             "route": failure.route,
@@ -331,11 +411,16 @@ class Store:
             "first_failed_at": failure.first_failed_at,
             "last_failed_at": failure.last_failed_at,
             "status": failure.status,
+            "fingerprint": failure.fingerprint.digest,
+            "order_numbers": ",".join(failure.order_numbers) or None,
         }
         with (
             translate_errors("recording a failed message", database=self._database),
             self._engine.begin() as connection,
         ):
+            values["replay_of"] = replay_link(
+                connection, failure.replay_of, hashlib.sha256(failure.body).hexdigest()
+            )
             new_id = connection.execute(
                 insert(failed_message).values(values).returning(failed_message.c.id)
             ).scalar_one()
@@ -353,9 +438,11 @@ class Store:
             ).first()
         if row is None:
             return None
-        values = row._asdict()
-        del values["id"]
+        values = {name: value for name, value in row._asdict().items() if name in _FAILURE_FIELDS}
         values["findings"] = findings_from_json(values["findings"])
+        values["order_numbers"] = (
+            tuple(values["order_numbers"].split(",")) if values["order_numbers"] else ()
+        )
         return FailedMessage(**values)
 
     # -- operations -----------------------------------------------------------------------
@@ -406,6 +493,47 @@ def _outbox_values(inbox_id: int, record: InboundRecord, now: datetime) -> list[
         }
         for message in record.outputs
     ]
+
+
+_OUTBOX_ROW_FIELDS = tuple(column.name for column in _OUTBOX_COLUMNS if column.name != "id")
+
+
+# PostgreSQL: each batch's rows in one statement (unnest.py).
+_INBOX_UNNEST = Unnest(
+    inbox,
+    [
+        ("idempotency_key", "text"),
+        ("content_sha256", "text"),
+        ("route", "text"),
+        ("contract", "text"),
+        ("source_message_id", "text"),
+        ("received_at", "timestamptz"),
+        ("settled_at", "timestamptz"),
+    ],
+    conflict="ON CONFLICT (idempotency_key) DO NOTHING",
+    returning_key="idempotency_key",
+)
+_OUTBOX_UNNEST = Unnest(
+    outbox,
+    [
+        ("inbox_id", "bigint"),
+        ("message_id", "text"),
+        ("destination", "text"),
+        ("exchange", "text"),
+        ("routing_key", "text"),
+        ("headers", "json"),
+        ("body", "bytea"),
+        ("content_type", "text"),
+        ("created_at", "timestamptz"),
+        ("claimed_by", "text"),
+        ("claimed_until", "timestamptz"),
+    ],
+    returning_key="message_id",
+)
+
+
+def _row_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: values[name] for name in _OUTBOX_ROW_FIELDS}
 
 
 def _outbox_row(row: Row[Any]) -> OutboxRow:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from lxml import etree
 from contracts.errors import MappingError, MesbridgeError
 from transforms.b2mml_performance import performance_report
 from transforms.mapping import MappingProfile
-from transforms.model import PerformanceReport
+from transforms.model import PerformanceReport, Quantity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "b2mml"
@@ -70,7 +71,36 @@ def _parse(path: Path) -> etree._Element:
     ).getroot()
 
 
+def _quantity_as_json(quantity: Quantity | None) -> dict[str, str] | None:
+    # Decimal as its exact text: 41.250 stays 41.250.
+    return None if quantity is None else {"value": str(quantity.value), "unit": quantity.unit.sap}
+
+
 def report_as_json(report: PerformanceReport) -> dict[str, Any]:
+    written = _report_as_json(report)
+    # Only reports that carry confirmations show the key: the expected files of reports
+    # without any stay as they were, and a confirmation appearing there fails the comparison.
+    if report.confirmations:
+        written["confirmations"] = [
+            {
+                "phase": confirmation.phase,
+                "yield": _quantity_as_json(confirmation.yield_quantity),
+                "scrap": _quantity_as_json(confirmation.scrap_quantity),
+                "final": confirmation.final,
+                "started_at": _isoformat(confirmation.started_at),
+                "finished_at": _isoformat(confirmation.finished_at),
+                "source_line": confirmation.source_line,
+            }
+            for confirmation in report.confirmations
+        ]
+    return written
+
+
+def _isoformat(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _report_as_json(report: PerformanceReport) -> dict[str, Any]:
     return {
         "sender": report.sender,
         "document_id": report.document_id,

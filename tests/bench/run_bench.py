@@ -6,15 +6,22 @@ figure on any machine:
 1. raw: N messages preloaded; a pika consumer publishes each to another
    exchange (persistent) and acks it: no parsing, no database, no confirms.
 2. service: ``mesbridge run`` as a subprocess (PostgreSQL when reachable, else
-   SQLite); N realistic process orders (about 7 KB, 12 phases, 15 components,
+   SQLite); N realistic process orders (about 9 KB, 12 phases, 15 components,
    unique DOCNUMs) preloaded, the service started, timed until N schedules are
    in the outbound queue. Then latency: orders published at a steady rate below
    capacity, each timed from publish to its schedule arriving (p50, p99).
 3. memory: the service's peak RSS (VmHWM) sampled while it works through
    ``--memory-messages`` orders (100,000 by default), printed at checkpoints.
 
+For both timed runs it also prints the CPU time each process spent per message
+(``tests/bench/cpu.py``): RabbitMQ, the bench database's PostgreSQL backends,
+PostgreSQL's background processes, the service's main process and its pipeline
+workers. Other load on the machine bends the msg/s figures much more than these.
+
 It prints figures; it asserts nothing. Options: ``--messages``, ``--memory-messages``,
-``--latency-messages``, ``--database sqlite|postgres``.
+``--latency-messages`` (0: skip), ``--database sqlite|postgres``, ``--phases N`` (1: a
+minimal 2 KB order), ``--env NAME=VALUE`` (extra service settings, e.g.
+``--env MESBRIDGE_PIPELINE_WORKERS=0``).
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from tests.bench.cpu import CpuMeter, CpuReport
 from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, build_loipro
 from tests.support.rabbit import delete_service_topology
 
@@ -42,9 +51,15 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parents[2]
 
 
+class OrderShape:
+    """Phases per order (``--phases``): 12 is a realistic process order, 1 a minimal one."""
+
+    phases = 12
+
+
 def realistic_order(number: int) -> bytes:
     phases = []
-    for p in range(1, 13):
+    for p in range(1, OrderShape.phases + 1):
         components = [
             ComponentSpec(
                 material=str(300000 + p * 10 + c),
@@ -84,7 +99,7 @@ def queue_depth(queue: str) -> int:
     return int(depth)
 
 
-def raw_pass_through(bodies: list[bytes]) -> float:
+def raw_pass_through(bodies: list[bytes]) -> tuple[float, CpuReport]:
     """DESIGN §3's baseline: consume → publish (persistent) → ack, no work."""
     tag = uuid.uuid4().hex[:8]
     source, sink, exchange = f"bench.raw.in.{tag}", f"bench.raw.out.{tag}", f"bench.raw.x.{tag}"
@@ -109,14 +124,17 @@ def raw_pass_through(bodies: list[bytes]) -> float:
             ch.stop_consuming()
 
     channel.basic_consume(source, on_message)
+    meter = CpuMeter(database=None, service_tree=list)
     started = time.perf_counter()
+    meter.start(started)
     channel.start_consuming()
     elapsed = time.perf_counter() - started
+    report = meter.stop(time.perf_counter(), len(bodies))
     for queue in (source, sink):
         channel.queue_delete(queue)
     channel.exchange_delete(exchange)
     connection.close()
-    return len(bodies) / elapsed
+    return len(bodies) / elapsed, report
 
 
 @contextmanager
@@ -141,8 +159,20 @@ def database(kind: str) -> Iterator[str]:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _audit_key_file() -> Path:
+    """A throwaway audit key (the service refuses PostgreSQL without one)."""
+    path = Path(f"/tmp/mesbridge-bench-audit-{os.getuid()}.key")
+    if not path.exists():
+        path.write_bytes(os.urandom(32))
+        path.chmod(0o600)
+    return path
+
+
 class RunningService:
     """``mesbridge run`` in a subprocess with its own topology names."""
+
+    # Extra settings for every service the bench starts (``--env``).
+    extra_env: ClassVar[dict[str, str]] = {}
 
     def __init__(self, database_url: str, prefix: str) -> None:
         env = {
@@ -151,6 +181,8 @@ class RunningService:
             "MESBRIDGE_DATABASE_URL": database_url,
             "MESBRIDGE_HTTP_PORT": "0",
             "MESBRIDGE_TOPOLOGY_PREFIX": prefix,
+            "MESBRIDGE_AUDIT_KEY_FILE": str(_audit_key_file()),
+            **self.extra_env,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "integration", "run"],
@@ -174,7 +206,7 @@ class RunningService:
             if "mesbridge running" in line:
                 self._ready.set()
 
-    def _tree(self) -> list[int]:
+    def tree(self) -> list[int]:
         """The service and every process below it (forkserver, pipeline workers)."""
         pids, index = [self.process.pid], 0
         while index < len(pids):
@@ -185,7 +217,7 @@ class RunningService:
 
     def _sum_status(self, field: str) -> float:
         total = 0
-        for pid in self._tree():
+        for pid in self.tree():
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except FileNotFoundError:
@@ -225,17 +257,28 @@ def purge(queue: str) -> None:
     connection.close()
 
 
-def service_throughput(database_url: str, prefix: str, bodies: list[bytes]) -> float:
+def service_throughput(
+    database_url: str, prefix: str, bodies: list[bytes]
+) -> tuple[float, CpuReport]:
     preload(f"{prefix}.in", "sap.LOIPRO", bodies)
+    # One connection for all polls: a connection per poll would cost RabbitMQ CPU in the window.
+    connection, channel = _channel()
     service = RunningService(database_url, prefix)
+    meter = CpuMeter(database=database_url.rsplit("/", 1)[-1], service_tree=service.tree)
     started = time.perf_counter()  # from "running": start-up (migrations, schema checks) excluded
+    meter.start(started)
     try:
-        while queue_depth(f"{prefix}.to-pasx") < len(bodies):
-            time.sleep(0.02)
+        while True:
+            depth = channel.queue_declare(f"{prefix}.to-pasx", passive=True).method.message_count
+            if depth >= len(bodies):
+                break
+            time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        report = meter.stop(time.perf_counter(), len(bodies))
     finally:
         service.stop()
-    return len(bodies) / elapsed
+        connection.close()
+    return len(bodies) / elapsed, report
 
 
 def service_latency(
@@ -338,33 +381,57 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=2000)
     parser.add_argument("--memory-messages", type=int, default=100_000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default=None)
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=OrderShape.phases,
+        help="phases per order (12: ~9 KB with 15 components; 1: ~2.4 KB with 2 components)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra MESBRIDGE_* setting for the service (repeatable)",
+    )
     args = parser.parse_args()
+    RunningService.extra_env = dict(item.split("=", 1) for item in args.env)
+    OrderShape.phases = args.phases
     kind = args.database or ("postgres" if postgres_reachable() else "sqlite")
     bodies = [realistic_order(n) for n in range(1, args.messages + 1)]
     size = statistics.mean(len(body) for body in bodies)
+    components = sum(2 if p <= 3 else 1 for p in range(1, args.phases + 1))
     print(
         f"mesbridge bench: {args.messages} process orders of {size / 1024:.1f} KB "
-        "(12 phases, 15 components)"
+        f"({args.phases} phases, {components} components)"
     )
-    print(f"  broker {AMQP_URL.split('@')[-1]}, database {kind}")
-    raw = raw_pass_through(bodies)
+    extra = f", {' '.join(args.env)}" if args.env else ""
+    print(f"  broker {AMQP_URL.split('@')[-1]}, database {kind}{extra}")
+    raw, raw_cpu = raw_pass_through(bodies)
     print(f"  raw pika consume -> publish -> ack:   {raw:8.0f} msg/s")
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     with database(kind) as database_url:
         try:
             declare_only(prefix, database_url)
-            route = service_throughput(database_url, prefix, bodies)
+            route, route_cpu = service_throughput(database_url, prefix, bodies)
             print(f"  process-order route, end to end:      {route:8.0f} msg/s")
             print(
                 f"  ratio route / raw:                    {route / raw:8.2f}"
                 "  (target >= 0.25, goal 0.5)"
             )
-            rate = max(50.0, route * 0.5)
-            p50, p99 = service_latency(database_url, prefix, 5_000_000, args.latency_messages, rate)
-            print(
-                f"  latency at {rate:.0f} msg/s ({args.latency_messages} orders): "
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-            )
+            print("  CPU µs per message by process, raw pika:")
+            print("\n".join(raw_cpu.lines()))
+            print("  CPU µs per message by process, process-order route:")
+            print("\n".join(route_cpu.lines()))
+            if args.latency_messages:
+                rate = max(50.0, route * 0.5)
+                p50, p99 = service_latency(
+                    database_url, prefix, 5_000_000, args.latency_messages, rate
+                )
+                print(
+                    f"  latency at {rate:.0f} msg/s ({args.latency_messages} orders): "
+                    f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                )
             if args.memory_messages:
                 print(f"  memory over {args.memory_messages} orders:")
                 checkpoints = memory_run(database_url, prefix, args.memory_messages)

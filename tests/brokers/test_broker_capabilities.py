@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from contracts.errors import ConfigurationError, TransientError
-from integration.broker import Envelope, PublishResult
+from integration.broker import Envelope, PublishResult, QueueSpec
 from tests.brokers.conftest import Harness, collect
 
 CONFIRMED, UNROUTABLE, NACKED = (
@@ -330,6 +330,116 @@ def test_the_parking_lot_takes_direct_publishes_by_queue_name(
     assert publisher.publish_batch([direct, via_dlx]) == [CONFIRMED, CONFIRMED]
     got = collect(closing(harness.broker.consumer(harness.parked, prefetch=10)), 2)
     assert [d.body for d in got] == [b"p1", b"p2"]
+
+
+# -- message TTL: the retry delay queues ------------------------------------------------
+
+
+def _delay_queue(harness: Harness, target: str, *, ttl_ms: int) -> QueueSpec:
+    """A delay queue as integration/retry.py declares it: no bindings, TTL, back to target."""
+    return QueueSpec(
+        name=f"{target}.retry",
+        exchange="",
+        bindings=(),
+        dead_letter_exchange="",
+        dead_letter_routing_key=target,
+        message_ttl_ms=ttl_ms,
+    )
+
+
+def test_a_delay_queue_returns_an_expired_message_to_its_target_queue_only(
+    harness: Harness, closing: Callable[[Any], Any]
+) -> None:
+    work = harness.queue("work", "sap.#")
+    other = harness.queue("other", "sap.#")  # bound like work: must not get a copy
+    delay = _delay_queue(harness, work.name, ttl_ms=300)
+    harness.broker.declare(harness.topology(work, other, delay))
+    publisher = closing(harness.broker.publisher())
+    envelope = Envelope(
+        exchange="",
+        routing_key=delay.name,
+        body=b"later",
+        message_id="m-later",
+        headers={"x-mesbridge-attempts": 1},
+    )
+    consumer = closing(harness.broker.consumer(work.name, prefetch=10))
+
+    started = time.monotonic()
+    assert publisher.publish_batch([envelope]) == [CONFIRMED]
+    (back,) = collect(consumer, 1)
+    waited = time.monotonic() - started
+
+    assert waited >= 0.25, f"came back after {waited:.3f} s, before its TTL of 0.3 s"
+    assert (back.body, back.message_id) == (b"later", "m-later")
+    assert (back.exchange, back.routing_key) == ("", work.name)
+    assert back.headers["x-mesbridge-attempts"] == 1
+    death = back.headers["x-death"][0]
+    assert (death["reason"], death["queue"]) == ("expired", delay.name)
+    assert harness.depth(delay.name) == 0
+    assert harness.depth(other.name) == 0
+    assert harness.depth(harness.parked) == 0
+
+
+def test_a_message_expiration_below_the_queue_ttl_wins(
+    harness: Harness, closing: Callable[[Any], Any]
+) -> None:
+    work = harness.queue("work", "sap.#")
+    delay = _delay_queue(harness, work.name, ttl_ms=60_000)
+    harness.broker.declare(harness.topology(work, delay))
+    publisher = closing(harness.broker.publisher())
+    envelope = Envelope(
+        exchange="", routing_key=delay.name, body=b"x", message_id="m1", expiration_ms=200
+    )
+    consumer = closing(harness.broker.consumer(work.name, prefetch=10))
+
+    assert publisher.publish_batch([envelope]) == [CONFIRMED]
+
+    (back,) = collect(consumer, 1, within_s=10)
+    assert back.headers["x-death"][0]["original-expiration"] == "200"
+
+
+def test_a_message_expires_only_at_the_head_of_its_queue(
+    harness: Harness, closing: Callable[[Any], Any]
+) -> None:
+    # Why one delay queue per stage: a later-expiring message holds back those behind it.
+    work = harness.queue("work", "sap.#")
+    delay = _delay_queue(harness, work.name, ttl_ms=60_000)
+    harness.broker.declare(harness.topology(work, delay))
+    publisher = closing(harness.broker.publisher())
+    slow = Envelope(
+        exchange="", routing_key=delay.name, body=b"slow", message_id="s", expiration_ms=800
+    )
+    fast = Envelope(
+        exchange="", routing_key=delay.name, body=b"fast", message_id="f", expiration_ms=50
+    )
+    consumer = closing(harness.broker.consumer(work.name, prefetch=10))
+
+    started = time.monotonic()
+    assert publisher.publish_batch([slow, fast]) == [CONFIRMED, CONFIRMED]
+    first = collect(consumer, 1, within_s=10)
+    waited = time.monotonic() - started
+    rest = collect(consumer, 1, within_s=10)
+
+    assert [d.body for d in first + rest] == [b"slow", b"fast"]
+    assert waited >= 0.7, f"the first came back after {waited:.3f} s"
+
+
+def test_redeclaring_a_queue_with_another_ttl_is_a_configuration_error(harness: Harness) -> None:
+    work = harness.queue("work", "sap.#")
+    harness.broker.declare(harness.topology(work, _delay_queue(harness, work.name, ttl_ms=500)))
+    changed = harness.topology(work, _delay_queue(harness, work.name, ttl_ms=900))
+
+    with pytest.raises(ConfigurationError, match=rf"queue '{harness.prefix}\.work\.retry'"):
+        harness.broker.declare(changed)
+
+
+def test_dead_lettering_to_the_default_exchange_needs_a_routing_key(harness: Harness) -> None:
+    spec = QueueSpec(
+        name=f"{harness.prefix}.delay", exchange="", bindings=(), dead_letter_exchange=""
+    )
+
+    with pytest.raises(ConfigurationError, match="without a dead-letter routing key"):
+        harness.broker.declare(harness.topology(spec))
 
 
 # -- publishing -------------------------------------------------------------------------

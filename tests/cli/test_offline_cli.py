@@ -176,7 +176,7 @@ V7_PERFORMANCE = PERFORMANCE / "OperationsPerformance/V7/valid/consumption_yield
 def test_transform_performance_to_sap_goods_movements(runner: CliRunner, tmp_path: Path) -> None:
     checked = runner.invoke(cli, ["validate", str(V0600_PERFORMANCE)])
     assert checked.exit_code == 0, checked.stderr
-    assert "3 goods-movement IDoc(s) for order 000001000300" in checked.stdout
+    assert "3 goods-movement IDoc(s), 0 confirmation(s) for order 000001000300" in checked.stdout
     result = runner.invoke(
         cli, ["transform", str(V0600_PERFORMANCE), "--to", "sap", "--out", str(tmp_path)]
     )
@@ -195,6 +195,16 @@ def test_transform_performance_to_sap_goods_movements(runner: CliRunner, tmp_pat
     assert sorted(p.name for p in again.iterdir()) == sorted(
         p.name for p in tmp_path.iterdir() if p.is_file()
     )  # the same DOCNUMs again: derived from the message, not from a counter
+
+
+def test_transform_to_stdout_refuses_to_print_one_of_several_documents(
+    runner: CliRunner,
+) -> None:
+    result = runner.invoke(cli, ["transform", str(V0600_PERFORMANCE), "--to", "sap"])
+    assert result.exit_code == 1
+    assert "makes 3 documents" in result.stderr
+    assert "--out DIR" in result.stderr
+    assert result.stdout == ""
 
 
 def test_unpostable_performance_is_refused_naming_each_field(runner: CliRunner) -> None:

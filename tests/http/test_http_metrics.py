@@ -59,6 +59,7 @@ def _expected_at_start() -> Samples:
     for route in ROUTES:
         expected[_key("mesbridge_messages_received_total", route=route)] = 0
         expected[_key("mesbridge_retries_total", route=route)] = 0
+        expected[_key("mesbridge_consumer_errors_total", route=route)] = 0
         for outcome in ("ok", "duplicate", "retried", "parked"):
             expected[_key("mesbridge_messages_processed_total", route=route, outcome=outcome)] = 0
         for name, buckets in (
@@ -83,6 +84,16 @@ def _expected_at_start() -> Samples:
             ] = 0
     for component in ("broker", "database", "tulip"):
         expected[_key("mesbridge_connection_up", component=component)] = 0
+    for result in (
+        "accepted",
+        "unauthorized",
+        "too_large",
+        "unsupported",
+        "malformed",
+        "invalid",
+        "unavailable",
+    ):
+        expected[_key("mesbridge_ingest_requests_total", result=result)] = 0
     _add_histogram(expected, "mesbridge_batch_size", BATCH_SIZE_BUCKETS)
     _add_histogram(expected, "mesbridge_batch_settle_seconds", BATCH_SETTLE_BUCKETS)
     expected[_key("mesbridge_build_info", version=VERSION, python=platform.python_version())] = 1
@@ -321,7 +332,7 @@ def test_every_exported_metric_is_documented_for_operators() -> None:
     exported = {family.name + suffix.get(family.type, "") for family in registry.collect()}
     docs = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
 
-    assert len(exported) == 13
+    assert len(exported) == 15
     assert sorted(name for name in exported if f"`{name}`" not in docs) == []
 
 

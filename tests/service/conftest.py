@@ -24,6 +24,7 @@ class Harness:
         self.service = service
         self.prefix = service.settings.topology_prefix
         self._outputs = service.broker.consumer(f"{self.prefix}.to-pasx", prefetch=5000)
+        self._sap_outputs = service.broker.consumer(f"{self.prefix}.to-sap", prefetch=5000)
 
     def publish(self, bodies: list[bytes], routing_key: str = "sap.LOIPRO") -> None:
         publisher = self.service.broker.publisher()
@@ -65,19 +66,24 @@ class Harness:
             and store.outbox_backlog() == 0
         )
 
-    def outputs(self, expected: int, timeout_s: float = 30.0) -> list[Delivery]:
+    def outputs(
+        self, expected: int, timeout_s: float = 30.0, *, target: str = "pasx"
+    ) -> list[Delivery]:
+        """What the service delivered for ``target`` (``pasx``: to-pasx, ``sap``: to-sap)."""
+        consumer = self._sap_outputs if target == "sap" else self._outputs
         got: list[Delivery] = []
         deadline = time.monotonic() + timeout_s
         while len(got) < expected and time.monotonic() < deadline:
-            got += self._outputs.fetch(expected - len(got), 0.2)
+            got += consumer.fetch(expected - len(got), 0.2)
         if got:
-            self._outputs.ack_through(got[-1].delivery_tag)
+            consumer.ack_through(got[-1].delivery_tag)
         # Anything beyond the expected count would be a double effect: look for it briefly.
-        got += self._outputs.fetch(100, 0.3)
+        got += consumer.fetch(100, 0.3)
         return got
 
     def close(self) -> None:
         self._outputs.close()
+        self._sap_outputs.close()
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
@@ -115,4 +121,5 @@ def make_service(broker_url: str, tmp_path: Path) -> Iterator[Callable[..., Harn
         harness.close()
         service.stop()
     if broker_url.startswith("amqp"):
-        delete_service_topology(broker_url, prefix)
+        declared = [spec.name for service, _ in started for spec in service.topology.queues]
+        delete_service_topology(broker_url, prefix, queues=declared)

@@ -128,4 +128,6 @@ def test_readiness_and_health(make_service: Callable[..., Harness]) -> None:
         "database": "ok",
         "broker": "ok",
         "contracts": "ok",
+        "route process-order": "ok",
+        "route performance": "ok",
     }

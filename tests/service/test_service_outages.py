@@ -141,7 +141,9 @@ def test_database_connections_cut_mid_stream(fresh_postgres: str, tmp_path: Path
     proxy = TcpProxy("127.0.0.1", 5432)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{fresh_postgres}"
     broker_url = f"memory://dbout-{uuid.uuid4().hex[:8]}"
-    settings = _settings(broker_url=broker_url, database_url=url)
+    key = tmp_path / "audit.key"
+    key.write_bytes(bytes(range(32)))  # PostgreSQL: the audit key must be configured
+    settings = _settings(broker_url=broker_url, database_url=url, audit_key_file=str(key))
     broker = connect_broker(broker_url)
     assert isinstance(broker, InMemoryBroker)
     service = Service(settings, broker=broker)

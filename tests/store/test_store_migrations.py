@@ -19,7 +19,14 @@ from integration.store.engine import create_store_engine
 from integration.store.migrate import main
 from integration.store.models import metadata
 
-STORE_TABLES = {"inbox", "outbox", "failed_message"}
+STORE_TABLES = {
+    "inbox",
+    "outbox",
+    "failed_message",
+    "failed_message_revision",
+    "audit_entry",
+    "order_context",
+}
 
 
 @pytest.fixture
@@ -41,10 +48,10 @@ def tables(engine: Engine) -> set[str]:
 
 def test_upgrade_downgrade_upgrade(engine: Engine) -> None:
     assert current_revision(engine) is None
-    assert head_revision() == "0001"
+    assert head_revision() == "0004"
 
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0004"
     assert tables(engine) >= STORE_TABLES
     assert schema_differences(engine, metadata) == []
 
@@ -54,7 +61,7 @@ def test_upgrade_downgrade_upgrade(engine: Engine) -> None:
 
     upgrade(engine)
     upgrade(engine)  # already at head: nothing to do
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0004"
     assert schema_differences(engine, metadata) == []
 
 
@@ -101,7 +108,7 @@ def test_instances_starting_together_migrate_once(database_url: str, engine: Eng
         thread.join(timeout=120)
 
     assert not errors, errors
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0004"
     assert schema_differences(engine, metadata) == []
 
 
@@ -110,12 +117,12 @@ def test_operator_commands(database_url: str, capsys: pytest.CaptureFixture[str]
     assert "current: none (empty database)" in capsys.readouterr().out
 
     assert main(["--url", database_url, "upgrade"]) == 0
-    assert "is at revision 0001" in capsys.readouterr().out
+    assert "is at revision 0004" in capsys.readouterr().out
 
     assert main(["--url", database_url, "current"]) == 0
     shown = capsys.readouterr().out
-    assert "current: 0001" in shown
-    assert "head:    0001" in shown
+    assert "current: 0004" in shown
+    assert "head:    0004" in shown
 
     assert main(["--url", database_url, "downgrade", "base"]) == 0
     assert "is at revision none" in capsys.readouterr().out

@@ -18,6 +18,7 @@ class ComponentSpec:
     movement: str | None = "261"
     deleted: bool = False
     reservation_item: str = "0001"
+    storage_location: str | None = None
 
 
 @dataclass
@@ -113,6 +114,7 @@ def build_loipro(orders: Sequence[OrderSpec], *, root_name: str | None = None) -
                 _add(reservation, "RSPOS", component.reservation_item)
                 _add(reservation, "MATNR", component.material)
                 _add(reservation, "WERKS", spec.plant)
+                _add(reservation, "LGORT", component.storage_location)
                 _add(reservation, "CHARG", component.batch)
                 _add(reservation, "BDMNG", component.quantity)
                 _add(reservation, "MEINS", component.unit)

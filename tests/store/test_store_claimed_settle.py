@@ -1,0 +1,100 @@
+"""``settle_and_claim``: new outbox rows written already claimed, handed back as they are stored.
+
+Run on SQLite and PostgreSQL (where the batch goes as one ``unnest`` statement): the
+rows handed back must be exactly what a relay would read from the database, the
+claim must keep other instances off them, and order contexts must be upserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from integration.store import OutboxRow, SettleOutcome, Store
+from integration.store.engine import create_store_engine
+from integration.store.order_contexts import OrderContexts
+from tests.store.conftest import RecordFactory
+from transforms.order_context import ComponentContext, OrderContext
+
+
+def _context(order_number: str, plant: str) -> OrderContext:
+    return OrderContext(
+        order_number=order_number,
+        plant=plant,
+        material="000000000000200001",
+        receipt_storage_location="0001",
+        components=(
+            ComponentContext(
+                material="000000000000300010",
+                phase="0010",
+                plant=plant,
+                storage_location=None,
+                reservation="0000765432",
+                reservation_item="0001",
+            ),
+        ),
+    )
+
+
+def test_claimed_rows_are_the_stored_rows(
+    store: Store, open_stores: Callable[..., Store], make_record: RecordFactory
+) -> None:
+    records = [make_record(f"k{n}", outputs=2) for n in range(5)]
+    outcomes, claimed = store.settle_and_claim(records, claim={"amqp"})
+    assert outcomes == [SettleOutcome.ACCEPTED] * 5
+    # outputs_for alternates amqp and tulip: only the amqp rows are claimed and handed back.
+    assert [row.destination for row in claimed] == ["amqp"] * 5
+    assert all(row.claimed_by == store.instance_id for row in claimed)
+    other = open_stores(instance_id="other")
+    pending = other.pending_outbox(limit=100)
+    assert {row.destination for row in pending} == {"tulip"}, "claimed rows are not offered"
+    store.release([row.id for row in claimed])
+    stored = {row.id: row for row in other.pending_outbox(limit=100, destination="amqp")}
+    assert sorted(stored) == sorted(row.id for row in claimed)
+    for row in claimed:
+        again = stored[row.id]
+        assert dataclasses.replace(row, claimed_by=None, claimed_until=None) == dataclasses.replace(
+            again, claimed_by=None, claimed_until=None
+        )
+
+
+def test_claimed_rows_are_leased_and_marked_by_id(store: Store, make_record: RecordFactory) -> None:
+    before = datetime.now(UTC)
+    _, claimed = store.settle_and_claim([make_record("k1", outputs=1)], claim={"amqp"})
+    (row,) = claimed
+    assert isinstance(row, OutboxRow)
+    assert row.claimed_until is not None and row.claimed_until > before + timedelta(seconds=30)
+    store.mark_sent([row.id], sent_at=datetime.now(UTC))
+    assert store.outbox_backlog() == 0
+
+
+def test_repeats_claim_nothing(store: Store, make_record: RecordFactory) -> None:
+    store.settle_and_claim([make_record("k1", outputs=2)], claim={"amqp"})
+    outcomes, claimed = store.settle_and_claim(
+        [make_record("k1", outputs=2), make_record("k1", body=b"other", outputs=2)],
+        claim={"amqp"},
+    )
+    assert outcomes == [SettleOutcome.DUPLICATE, SettleOutcome.CONFLICT]
+    assert claimed == []
+
+
+def test_order_contexts_are_upserted_last_one_wins(
+    store: Store, database_url: str, make_record: RecordFactory
+) -> None:
+    first = dataclasses.replace(make_record("k1"), order_contexts=(_context("1000234", "1100"),))
+    store.settle_and_claim([first], claim=())
+    second = dataclasses.replace(
+        make_record("k2"),
+        order_contexts=(_context("1000234", "1200"), _context("1000235", "1100")),
+    )
+    third = dataclasses.replace(make_record("k3"), order_contexts=(_context("1000235", "1300"),))
+    store.settle_and_claim([second, third], claim=())
+    engine = create_store_engine(database_url)
+    try:
+        contexts = OrderContexts(engine)
+        assert contexts.lookup("1000234") == _context("1000234", "1200")
+        assert contexts.lookup("1000235") == _context("1000235", "1300")
+        assert contexts.lookup("1000236") is None
+    finally:
+        engine.dispose()
