@@ -360,3 +360,38 @@ def test_message_ids_depend_only_on_the_idempotency_key(doc_a: str, doc_b: str) 
     b = _idocs(_report(actual, document_id=doc_b), base=99)[0]
     assert (a.message_id == b.message_id) == (doc_a == doc_b)
     assert (a.reference == b.reference) == (doc_a == doc_b)
+
+
+# Stock direction of each movement type for the order's material flow: + into stock, - out.
+_STOCK_SIGN = {"101": 1, "102": -1, "261": -1, "262": 1, "531": 1, "532": -1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_actuals)
+def test_a_reversal_undoes_its_movement(actual: MaterialActual) -> None:
+    """Posting an actual and then its reversal leaves stock where it was, item for item."""
+    original = replace(actual, reversal=False, final=False)
+    reversal = replace(actual, reversal=True, final=False)
+    (posted,) = [
+        i
+        for idoc in _idocs(_report(original))
+        for i in idoc.element.iter("E1BP2017_GM_ITEM_CREATE")
+    ]
+    (undone,) = [
+        i
+        for idoc in _idocs(_report(reversal))
+        for i in idoc.element.iter("E1BP2017_GM_ITEM_CREATE")
+    ]
+    fields = {child.tag: child.text for child in posted}
+    back = {child.tag: child.text for child in undone}
+    assert int(str(back.pop("MOVE_TYPE"))) == int(str(fields.pop("MOVE_TYPE"))) + 1
+    # Everything but the movement type is the same: material, plant, batch, quantity, unit,
+    # order and movement indicator.
+    assert back == fields
+    net = _STOCK_SIGN[posted.findtext("MOVE_TYPE") or ""] * Decimal(
+        str(posted.findtext("ENTRY_QNT"))
+    )
+    net += _STOCK_SIGN[undone.findtext("MOVE_TYPE") or ""] * Decimal(
+        str(undone.findtext("ENTRY_QNT"))
+    )
+    assert net == 0
