@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from contracts.errors import MappingError
 from contracts.registry import ContractRegistry
 from integration.mapping_files import load_mapping_profile
+from tests.support.sap_sender import idoc_sender
 from transforms.mapping import MappingProfile
-from transforms.mbgmcr import GoodsMovementIdoc, IdocSender, goods_movement_idocs
+from transforms.mbgmcr import GoodsMovementIdoc, goods_movement_idocs
 from transforms.model import MaterialActual, MaterialRole, PerformanceReport, Quantity, Unit
 from transforms.movements import DEFAULT_MOVEMENT_RULES, reversal_type
 
@@ -27,15 +28,7 @@ GOLDEN = (
 )
 KG = Unit(sap="KG", iso="KGM")
 PC = Unit(sap="ST", iso="PCE")
-SENDER = IdocSender(
-    port="MESBRIDGE",
-    partner_type="LS",
-    partner="MESCLNT",
-    receiver_port="SAPERP",
-    receiver_partner_type="LS",
-    receiver_partner="ERPCLNT200",
-    timezone=ZoneInfo("Europe/Berlin"),
-)
+SENDER = idoc_sender()
 CREATED = datetime(2026, 12, 2, 13, 10, tzinfo=UTC)
 PROFILE: MappingProfile = load_mapping_profile()
 REGISTRY = ContractRegistry.load()

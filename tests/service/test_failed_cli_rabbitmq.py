@@ -12,15 +12,19 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from contracts.errors import MappingError
-from integration.store import FailedMessage, FailedMessages, FailureStatus
+from integration.store import FailedMessages, FailureStatus
 from tests.service.conftest import Harness
-from tests.service.test_failed_replay import FIXED, INVALID, _orders_in, _park_one, _status
+from tests.service.test_failed_replay import (
+    INVALID,
+    _orders_in,
+    _park_one,
+    _status,
+    park_fixed_order,
+)
 from tests.store.conftest import pg_admin, postgres_schema_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.rabbitmq
@@ -145,20 +149,8 @@ def test_concurrent_replays_from_two_terminals_take_effect_once(
     harness = make_service()
     store = harness.service.store
     assert store is not None
-    now = datetime.now(UTC)
     # A message parked for a gap that has since been fixed (e.g. a unit added to the profile).
-    failure_id = store.record_failure(
-        FailedMessage.from_error(
-            MappingError("unit KGX unknown"),
-            body=FIXED,
-            headers={"routing_key": "sap.LOIPRO", "message_id": "sap-777"},
-            route="process-order",
-            contract="sap-idoc/LOIPRO01/1",
-            attempts=1,
-            first_failed_at=now,
-            last_failed_at=now,
-        )
-    )
+    failure_id = park_fixed_order(store)
     reason = "unit KGX added to the mapping profile"
     runs = [
         _popen(harness, "failed", "replay", str(failure_id), "--reason", reason) for _ in range(2)

@@ -36,6 +36,23 @@ INVALID = _order("FAR_TOO_LONG_BATCH")
 FIXED = _order("P26L0001")
 
 
+def park_fixed_order(store: Store) -> int:
+    """A correct order parked for a mapping gap since fixed (how it got there does not matter)."""
+    now = datetime.now(UTC)
+    return store.record_failure(
+        FailedMessage.from_error(
+            MappingError("unit KGX unknown"),
+            body=FIXED,
+            headers={"routing_key": "sap.LOIPRO", "message_id": "sap-777"},
+            route="process-order",
+            contract="sap-idoc/LOIPRO01/1",
+            attempts=1,
+            first_failed_at=now,
+            last_failed_at=now,
+        )
+    )
+
+
 def _store(harness: Harness) -> Store:
     store = harness.service.store
     assert store is not None
@@ -182,19 +199,7 @@ def test_a_replay_of_a_message_that_had_taken_effect_has_no_second_effect(
     assert len(harness.outputs(1)) == 1
     # Parked for a mapping gap since fixed (how it got here does not matter to the replay).
     store = _store(harness)
-    now = datetime.now(UTC)
-    failure_id = store.record_failure(
-        FailedMessage.from_error(
-            MappingError("unit KGX unknown"),
-            body=FIXED,
-            headers={"routing_key": "sap.LOIPRO", "message_id": "sap-777"},
-            route="process-order",
-            contract="sap-idoc/LOIPRO01/1",
-            attempts=1,
-            first_failed_at=now,
-            last_failed_at=now,
-        )
-    )
+    failure_id = park_fixed_order(store)
 
     (outcome,) = _replay(harness, [failure_id])
 

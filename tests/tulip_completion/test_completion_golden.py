@@ -19,7 +19,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,8 +26,9 @@ from contracts.errors import ContractViolation, MappingError, MesbridgeError
 from contracts.registry import ContractRegistry
 from integration.intake import read_json
 from integration.mapping_files import load_mapping_profile
+from tests.support.sap_sender import idoc_sender
 from transforms.mapping import MappingProfile
-from transforms.mbgmcr import IdocSender, goods_movement_idocs
+from transforms.mbgmcr import goods_movement_idocs
 from transforms.model import PerformanceReport, Quantity
 from transforms.tulip_completion import completion_report
 
@@ -36,16 +36,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tulip" / "complet
 CONTRACT = "tulip/completion/1"
 PROFILE: MappingProfile = load_mapping_profile()
 REGISTRY = ContractRegistry.load()
-SENDER = IdocSender(
-    port="MESBRIDGE",
-    partner_type="LS",
-    partner="MESCLNT",
-    receiver_port="SAPERP",
-    receiver_partner_type="LS",
-    receiver_partner="ERPCLNT200",
-    timezone=ZoneInfo("Europe/Berlin"),
-    client="200",
-)
+SENDER = idoc_sender(client="200")
 CREATED = datetime(2026, 12, 2, 13, 10, tzinfo=UTC)
 VALID = sorted((FIXTURES / "valid").glob("*.json"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.json"))

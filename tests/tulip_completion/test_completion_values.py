@@ -6,7 +6,6 @@ import copy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -15,22 +14,15 @@ from hypothesis import strategies as st
 from contracts.errors import MappingError
 from contracts.registry import ContractRegistry
 from integration.mapping_files import load_mapping_profile
-from transforms.mbgmcr import IdocSender, goods_movement_idocs
+from tests.support.sap_sender import idoc_sender
+from transforms.mbgmcr import goods_movement_idocs
 from transforms.model import MaterialRole, PerformanceReport
 from transforms.tulip_completion import SENDER, completion_report
 
 PROFILE = load_mapping_profile()
 REGISTRY = ContractRegistry.load()
 CONTRACT = "tulip/completion/1"
-IDOC_SENDER = IdocSender(
-    port="MESBRIDGE",
-    partner_type="LS",
-    partner="MESCLNT",
-    receiver_port="SAPERP",
-    receiver_partner_type="LS",
-    receiver_partner="ERPCLNT200",
-    timezone=ZoneInfo("Europe/Berlin"),
-)
+IDOC_SENDER = idoc_sender()
 BASE: dict[str, Any] = {
     "event": "completion",
     "version": "1",
