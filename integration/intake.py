@@ -409,35 +409,40 @@ def _byte_error(
     data: bytes, offset: int, source: str, summary: str, *, expected: str
 ) -> MalformedInput:
     """A message refused for one byte: named by offset, line and column, shown in hex."""
-    line, column = _locate(data, offset)
-    return MalformedInput(
+    return _located_error(
+        data,
+        offset,
+        source,
         summary,
-        message_ref=source,
-        findings=[
-            Finding(
-                where=f"byte {offset}, column {column}",
-                line=line,
-                value=f"0x{data[offset]:02X}",
-                expected=expected,
-            )
-        ],
+        what=f"byte {offset}",
+        value=f"0x{data[offset]:02X}",
+        expected=expected,
     )
 
 
 def _first_character_error(
     data: bytes, position: int, source: str, summary: str, *, expected: str
 ) -> MalformedInput:
-    line, column = _locate(data, position)
+    return _located_error(
+        data,
+        position,
+        source,
+        summary,
+        what="first character",
+        value=_describe_byte(data, position),
+        expected=expected,
+    )
+
+
+def _located_error(
+    data: bytes, offset: int, source: str, summary: str, *, what: str, value: str, expected: str
+) -> MalformedInput:
+    line, column = _locate(data, offset)
     return MalformedInput(
         summary,
         message_ref=source,
         findings=[
-            Finding(
-                where=f"first character, column {column}",
-                line=line,
-                value=_describe_byte(data, position),
-                expected=expected,
-            )
+            Finding(where=f"{what}, column {column}", line=line, value=value, expected=expected)
         ],
     )
 

@@ -160,7 +160,7 @@ def database(kind: str) -> Iterator[str]:
 
 
 def _audit_key_file() -> Path:
-    """A throwaway audit key (the service refuses PostgreSQL without one)."""
+    """A throwaway audit key, so the bench leaves no key under ./var (PostgreSQL default)."""
     path = Path(f"/tmp/mesbridge-bench-audit-{os.getuid()}.key")
     if not path.exists():
         path.write_bytes(os.urandom(32))

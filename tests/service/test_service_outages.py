@@ -142,7 +142,7 @@ def test_database_connections_cut_mid_stream(fresh_postgres: str, tmp_path: Path
     url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{fresh_postgres}"
     broker_url = f"memory://dbout-{uuid.uuid4().hex[:8]}"
     key = tmp_path / "audit.key"
-    key.write_bytes(bytes(range(32)))  # PostgreSQL: the audit key must be configured
+    key.write_bytes(bytes(range(32)))  # else the key would be created under ./var
     settings = _settings(broker_url=broker_url, database_url=url, audit_key_file=str(key))
     broker = connect_broker(broker_url)
     assert isinstance(broker, InMemoryBroker)
