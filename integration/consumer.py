@@ -215,6 +215,7 @@ class ConsumerLoop:
             # At once: rows claimed by this instance and not handed over would wait out
             # their lease if anything below fails.
             self._on_settled(claimed)
+            self._hand_over_uncertain()
         retries, gave_up = self._plan_retries(results)
         # Confirmed before the ack below: a crash in between retries a message twice (the
         # inbox makes the second a duplicate), never not at all.
@@ -233,6 +234,22 @@ class ConsumerLoop:
         # observed with its share of the batch's time, so the histogram counts messages.
         for _ in results:
             self._metrics.observe_processing(route, processed_s / len(results))
+
+    def _hand_over_uncertain(self) -> None:
+        """The database answers again: rows of an earlier settle whose COMMIT outcome was
+        lost with the connection are taken back and handed over, not left to their lease."""
+        try:
+            rows = self._store.reclaim_uncertain()
+        except TransientError as exc:
+            log.warning("route %s: %s; trying again after the next batch", self._route.name, exc)
+            return
+        if rows:
+            log.info(
+                "route %s: %d outbox rows of a settle interrupted during COMMIT taken back",
+                self._route.name,
+                len(rows),
+            )
+            self._on_settled(rows)
 
     def _note_failure(self, exc: Exception) -> None:
         self._failures += 1

@@ -21,7 +21,13 @@ from integration.broker import Delivery
 from integration.intake import IntakeLimits, read_message
 from integration.retry import RetryState
 from integration.routes import Accepted, Output, Target, Translator
-from integration.store import Destination, FailedMessage, InboundRecord, OutboundMessage
+from integration.store import (
+    Destination,
+    FailedMessage,
+    InboundRecord,
+    OrderContextRow,
+    OutboundMessage,
+)
 
 __all__ = ["Destination", "Pipeline", "PipelineResult", "RouteSpec", "failed_message"]
 
@@ -122,7 +128,7 @@ class Pipeline:
             source_message_id=delivery.message_id,
             received_at=now,
             outputs=outputs,
-            order_contexts=translation.order_contexts,
+            order_contexts=[OrderContextRow.of(c) for c in translation.order_contexts],
             replay_of=_replay_of(delivery),
         )
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Text, bindparam, select
+from sqlalchemy.dialects import sqlite
 
 from transforms.order_context import OrderContext
 
 from .engine import READ_ONLY, safe_url
 from .models import order_context
+from .records import OrderContextRow
 from .translate import translate_errors
 from .unnest import Unnest
 
@@ -42,31 +43,32 @@ _UPSERT = Unnest(
         "context = excluded.context, source_key = excluded.source_key, "
         "updated_at = excluded.updated_at"
     ),
+    serialised_json=True,  # OrderContextRow.context_json
 )
 
 
 def save_order_contexts(
-    connection: Connection, contexts: Sequence[tuple[OrderContext, str]], *, now: datetime
+    connection: Connection, contexts: Sequence[tuple[OrderContextRow, str]], *, now: datetime
 ) -> None:
     """Upsert ``(context, source idempotency key)`` pairs; the last one of an order wins."""
     latest = {context.order_number: (context, key) for context, key in contexts}
     if not latest:
         return
+    rows = [
+        {
+            "order_number": number,
+            "plant": context.plant,
+            "context": context.context_json,
+            "source_key": key,
+            "updated_at": now,
+        }
+        for number, (context, key) in sorted(latest.items())
+    ]
     if connection.dialect.name == "postgresql":
-        rows = [
-            {
-                "order_number": number,
-                "plant": context.plant,
-                "context": context.to_json(),
-                "source_key": key,
-                "updated_at": now,
-            }
-            for number, (context, key) in sorted(latest.items())
-        ]
         _UPSERT.insert(connection, rows)  # one statement for the batch (unnest.py)
         return
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(order_context)
+    # The JSON is written already: bound as text, not serialised again by the JSON type.
+    statement = sqlite.insert(order_context).values(context=bindparam("context", type_=Text()))
     statement = statement.on_conflict_do_update(
         index_elements=[order_context.c.order_number],
         set_={
@@ -76,19 +78,7 @@ def save_order_contexts(
             "updated_at": statement.excluded.updated_at,
         },
     )
-    connection.execute(
-        statement,
-        [
-            {
-                "order_number": number,
-                "plant": context.plant,
-                "context": context.to_json(),
-                "source_key": key,
-                "updated_at": now,
-            }
-            for number, (context, key) in sorted(latest.items())
-        ],
-    )
+    connection.execute(statement, rows)
 
 
 class OrderContexts:

@@ -7,11 +7,13 @@ those are caller bugs, found before any database work.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
+from typing import NamedTuple
 
 from contracts.errors import Finding, MesbridgeError
 from transforms.order_context import OrderContext
@@ -24,6 +26,7 @@ __all__ = [
     "FailedMessage",
     "InboundRecord",
     "InboxEntry",
+    "OrderContextRow",
     "OutboundMessage",
     "OutboxRow",
     "SettleOutcome",
@@ -47,6 +50,23 @@ class Destination(StrEnum):
 
     AMQP = "amqp"
     TULIP = "tulip"
+
+
+class OrderContextRow(NamedTuple):
+    """An order context as the store keeps it: the order, its plant and the context as JSON.
+
+    Serialised where it is made (a pipeline worker): a row crosses to the consumer
+    process as three strings, where the ``OrderContext`` with its components would
+    cost ~50 µs to pickle and unpickle, and its JSON again to write.
+    """
+
+    order_number: str
+    plant: str
+    context_json: str
+
+    @classmethod
+    def of(cls, context: OrderContext) -> OrderContextRow:
+        return cls(context.order_number, context.plant, json.dumps(context.to_json()))
 
 
 class SettleOutcome(Enum):
@@ -86,7 +106,7 @@ class InboundRecord:
     received_at: datetime
     outputs: Sequence[OutboundMessage] = ()
     # What a process order teaches about its orders: kept for the goods movements that follow.
-    order_contexts: Sequence[OrderContext] = ()
+    order_contexts: Sequence[OrderContextRow] = ()
     # The failed_message row this input replays (header x-replay-of): settling it resolves that row.
     replay_of: int | None = None
 

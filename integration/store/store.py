@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,7 @@ from .unnest import Unnest
 __all__ = ["DEFAULT_CLAIM_LEASE", "Store"]
 
 DEFAULT_CLAIM_LEASE = timedelta(seconds=60)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 _FAILURE_FIELDS = frozenset(field.name for field in dataclasses.fields(FailedMessage))
 # Keys per IN (...) list: far below SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 500
@@ -125,6 +127,12 @@ class Store:
         self._clock = clock
         self._claim_lease = claim_lease
         self.instance_id = instance_id or _default_instance_id()
+        # Leases written by a settle_and_claim that raised: if the connection broke during
+        # COMMIT, its rows may exist, claimed by this instance, in nobody's hands
+        # (reclaim_uncertain). Each settle's lease is unique, so it names its rows.
+        self._leases = threading.Lock()
+        self._last_lease = datetime.min.replace(tzinfo=UTC)
+        self._uncertain_leases: list[datetime] = []
 
     @classmethod
     def connect(
@@ -172,13 +180,74 @@ class Store:
         """
         if not records:
             return [], []
+        now = self._clock()
+        lease = self._new_lease(now)
+        try:
+            return self._settle_and_claim(records, claim, now=now, lease=lease)
+        except BaseException:
+            if claim:
+                with self._leases:
+                    self._uncertain_leases.append(lease)
+            raise
+
+    def reclaim_uncertain(self) -> list[OutboxRow]:
+        """The rows of settles that raised but may have committed, claimed anew; [] if none.
+
+        A connection that breaks during COMMIT leaves the outcome unknown to the caller,
+        which does not acknowledge: the inputs come again as duplicates, while the rows
+        (if the commit went through) sit claimed until their lease ends. Called after a
+        later settle succeeded, this takes exactly those rows back (the lease each settle
+        writes is unique; a row a relay claimed meanwhile carries another) so the caller
+        can hand them over now. Raises ``TransientError`` (the leases are kept for the
+        next call) when the database is still away.
+        """
+        with self._leases:
+            leases, self._uncertain_leases = self._uncertain_leases, []
+        if not leases:
+            return []
+        now = self._clock()
+        statement = (
+            update(outbox)
+            .where(
+                outbox.c.sent_at.is_(None),
+                outbox.c.claimed_by == self.instance_id,
+                outbox.c.claimed_until.in_(leases),
+            )
+            .values(claimed_until=self._new_lease(now))
+            .returning(*_OUTBOX_COLUMNS)
+        )
+        try:
+            with (
+                translate_errors("claiming outbox rows again", database=self._database),
+                self._engine.begin() as connection,
+            ):
+                rows = connection.execute(statement).all()
+        except BaseException:
+            with self._leases:
+                self._uncertain_leases.extend(leases)
+            raise
+        return sorted((_outbox_row(row) for row in rows), key=lambda r: (r.created_at, r.id))
+
+    def _new_lease(self, now: datetime) -> datetime:
+        with self._leases:
+            lease = max(now + self._claim_lease, self._last_lease + _ONE_MICROSECOND)
+            self._last_lease = lease
+        return lease
+
+    def _settle_and_claim(
+        self,
+        records: Sequence[InboundRecord],
+        claim: Collection[str],
+        *,
+        now: datetime,
+        lease: datetime,
+    ) -> tuple[list[SettleOutcome], list[OutboxRow]]:
         leader_of: dict[str, int] = {}
         for index, record in enumerate(records):
             leader_of.setdefault(record.idempotency_key, index)
         # Keys in sorted order: concurrent batches then wait on each other's keys in one
         # order and cannot deadlock.
         leaders = sorted(leader_of.items())
-        now = self._clock()
         with (
             translate_errors(f"settling a batch of {len(records)}", database=self._database),
             self._engine.begin() as connection,
@@ -190,7 +259,7 @@ class Store:
                 if key in inserted:
                     kept[key] = records[index].content_sha256
                     outbox_rows.extend(_outbox_values(inserted[key], records[index], now))
-            claimed = self._insert_outbox(connection, outbox_rows, claim, now)
+            claimed = self._insert_outbox(connection, outbox_rows, claim, lease)
             # In arrival order, so that of two process orders for one order the later wins.
             contexts = [
                 (context, key)
@@ -218,14 +287,13 @@ class Store:
         connection: Connection,
         rows: list[dict[str, Any]],
         claim: Collection[str],
-        now: datetime,
+        lease: datetime,
     ) -> list[OutboxRow]:
         if not rows:
             return []
         to_claim = [row for row in rows if row["destination"] in claim]
-        until = now + self._claim_lease
         for row in to_claim:
-            row["claimed_by"], row["claimed_until"] = self.instance_id, until
+            row["claimed_by"], row["claimed_until"] = self.instance_id, lease
         if self._dialect == "postgresql":
             ids = _OUTBOX_UNNEST.insert(connection, rows)
             return [OutboxRow(id=ids[row["message_id"]], **_row_fields(row)) for row in to_claim]
@@ -312,7 +380,7 @@ class Store:
         claim = (
             update(outbox)
             .where(outbox.c.id.in_(candidates.scalar_subquery()))
-            .values(claimed_by=self.instance_id, claimed_until=now + self._claim_lease)
+            .values(claimed_by=self.instance_id, claimed_until=self._new_lease(now))
             .returning(*_OUTBOX_COLUMNS)
         )
         with (

@@ -37,8 +37,9 @@ class Unnest:
     """``INSERT INTO table (columns) SELECT * FROM unnest(…) [conflict] [RETURNING key, id]``.
 
     ``columns`` pairs each column with its PostgreSQL type (``json`` values are
-    serialised, ``timestamptz`` values checked and put in UTC as ``UTCDateTime``
-    does). Every name comes from the code, never from data.
+    serialised, unless ``serialised_json`` says they are JSON text already;
+    ``timestamptz`` values checked and put in UTC as ``UTCDateTime`` does). Every
+    name comes from the code, never from data.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class Unnest:
         *,
         conflict: str = "",
         returning_key: str | None = None,
+        serialised_json: bool = False,
     ) -> None:
         self.columns = tuple(name for name, _ in columns)
         self.types = tuple(sql_type for _, sql_type in columns)
@@ -58,6 +60,7 @@ class Unnest:
             f"SELECT * FROM unnest({arrays}) {conflict}{returning}"
         )
         self._returning = returning_key is not None
+        self._serialise_json = not serialised_json
 
     def insert(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         """Insert ``rows``; with ``returning_key``, ``{row[key]: id}`` of the rows inserted
@@ -65,7 +68,7 @@ class Unnest:
         arrays: list[list[Any]] = []
         for column, sql_type in zip(self.columns, self.types, strict=True):
             values = [row[column] for row in rows]
-            if sql_type == "json":
+            if sql_type == "json" and self._serialise_json:
                 values = [json.dumps(value) for value in values]
             elif sql_type == "timestamptz":
                 dialect = connection.dialect

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from integration.store import OutboxRow, SettleOutcome, Store
+from integration.store import OrderContextRow, OutboxRow, SettleOutcome, Store
 from integration.store.engine import create_store_engine
 from integration.store.order_contexts import OrderContexts
 from tests.store.conftest import RecordFactory
@@ -35,6 +35,10 @@ def _context(order_number: str, plant: str) -> OrderContext:
             ),
         ),
     )
+
+
+def _row(order_number: str, plant: str) -> OrderContextRow:
+    return OrderContextRow.of(_context(order_number, plant))
 
 
 def test_claimed_rows_are_the_stored_rows(
@@ -82,13 +86,13 @@ def test_repeats_claim_nothing(store: Store, make_record: RecordFactory) -> None
 def test_order_contexts_are_upserted_last_one_wins(
     store: Store, database_url: str, make_record: RecordFactory
 ) -> None:
-    first = dataclasses.replace(make_record("k1"), order_contexts=(_context("1000234", "1100"),))
+    first = dataclasses.replace(make_record("k1"), order_contexts=(_row("1000234", "1100"),))
     store.settle_and_claim([first], claim=())
     second = dataclasses.replace(
         make_record("k2"),
-        order_contexts=(_context("1000234", "1200"), _context("1000235", "1100")),
+        order_contexts=(_row("1000234", "1200"), _row("1000235", "1100")),
     )
-    third = dataclasses.replace(make_record("k3"), order_contexts=(_context("1000235", "1300"),))
+    third = dataclasses.replace(make_record("k3"), order_contexts=(_row("1000235", "1300"),))
     store.settle_and_claim([second, third], claim=())
     engine = create_store_engine(database_url)
     try:
