@@ -229,6 +229,8 @@ class Store:
         return sorted((_outbox_row(row) for row in rows), key=lambda r: (r.created_at, r.id))
 
     def _new_lease(self, now: datetime) -> datetime:
+        if now.tzinfo is None:
+            return now + self._claim_lease  # a clock bug: refused where it is bound (UTCDateTime)
         with self._leases:
             lease = max(now + self._claim_lease, self._last_lease + _ONE_MICROSECOND)
             self._last_lease = lease

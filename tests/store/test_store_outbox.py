@@ -65,7 +65,11 @@ def test_pending_rows_come_oldest_first_up_to_the_limit(
     assert [r.message_id for r in rest] == ["k3/out-0", "k2/out-0", "k1/out-0"]
     assert [r.created_at for r in first + rest] == [T0 + timedelta(seconds=n) for n in range(5)]
     assert {r.claimed_by for r in first + rest} == {"relay-a"}
-    assert {r.claimed_until for r in first + rest} == {clock.now + timedelta(seconds=30)}
+    # Every claim's lease is unique (Store.reclaim_uncertain tells settles apart by it):
+    # on a clock that stands still, the second claim's lease is a microsecond later.
+    lease = clock.now + timedelta(seconds=30)
+    assert {r.claimed_until for r in first} == {lease}
+    assert {r.claimed_until for r in rest} == {lease + timedelta(microseconds=1)}
     assert relay.pending_outbox(limit=10) == []
     assert relay.outbox_backlog() == 5  # claimed is not sent
 
