@@ -36,7 +36,7 @@ from transforms.b2mml_performance import performance_report
 from transforms.b2mml_schedule import (
     B2MML_VERSIONS,
     B2mmlVersion,
-    to_pasx_schedule,
+    write_pasx_schedule,
 )
 from transforms.loipro import parse_loipro
 from transforms.mapping import MappingProfile
@@ -372,11 +372,12 @@ class Translator:
 
     def _pasx(self, orders: Sequence[ProcessOrder], created_at: datetime) -> Output:
         contract_key, routing_key, noun = _PASX_OUTPUTS[self._pasx_version]
-        document = to_pasx_schedule(
+        written = write_pasx_schedule(
             orders, self._profile, created_at=created_at, version=self._pasx_version
         )
+        # The tree was parsed from the very bytes sent: valid tree, valid message.
+        document, body = written.root, written.body
         self._registry.validate_xml(document, self._registry.get(contract_key))
-        body = etree.tostring(document, xml_declaration=True, encoding="UTF-8", pretty_print=True)
         return Output(
             target=Target.PASX,
             contract=contract_key,

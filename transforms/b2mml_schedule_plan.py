@@ -23,7 +23,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from contracts.errors import MappingError
-from transforms.b2mml_common import OrderContext, is_identifier
+from transforms.b2mml_common import OrderContext, decimal_text, is_identifier
 from transforms.mapping import MappingProfile
 from transforms.model import Component, ComponentRole, Phase, ProcessOrder, Quantity, Unit
 from transforms.units import UnitTable
@@ -144,6 +144,8 @@ class _PasxUnits:
     def __init__(self, table: UnitTable) -> None:
         self._table = table
         self._codes: dict[str, str] = {}
+        # SAP unit → its PAS-X code, once ``_quantity`` has found the code fit to be written.
+        self.written: dict[str, str] = {}
 
     def code(self, unit: Unit) -> str:
         """Raises as ``UnitTable.partner_code`` does, whose answer depends on ``unit.sap`` only."""
@@ -263,6 +265,51 @@ def _component_line(
     position: int,
     component: Component,
 ) -> MaterialLine:
+    # What _checked_component_line gives where every check passes, without naming each
+    # field's place in advance for an error that almost never comes.
+    reservation = component.reservation or None
+    item = component.reservation_item or None
+    storage_location = component.storage_location or None
+    lot = component.batch or None
+    quantity = decimal_text(component.required.value)
+    unit = units.written.get(component.required.unit.sap)
+    if (
+        quantity is None
+        or unit is None
+        or not _identifiers(component.material, reservation, item, storage_location, lot)
+    ):
+        # Something to report (or a unit not seen yet): the checks one by one, in the order
+        # of the fields, name the first value that cannot be written.
+        return _checked_component_line(ctx, units, phase_number, position, component)
+    line_id = f"{reservation}-{item}" if reservation and item else f"{phase_number}-{position}"
+    properties: list[tuple[str, str]] = []
+    if reservation is not None:
+        properties.append(("SAPReservation", reservation))
+    if item is not None:
+        properties.append(("SAPReservationItem", item))
+    if storage_location is not None:
+        properties.append(("SAPStorageLocation", storage_location))
+    use = (
+        MaterialUse.CONSUMED if component.role is ComponentRole.CONSUMED else MaterialUse.BY_PRODUCT
+    )
+    return MaterialLine(line_id, component.material, lot, use, quantity, unit, tuple(properties))
+
+
+def _identifiers(*values: str | None) -> bool:
+    """Whether ``OrderContext.optional_identifier`` passes every value unchanged."""
+    for value in values:
+        if value is not None and not (value.isalnum() or is_identifier(value)):
+            return False
+    return True
+
+
+def _checked_component_line(
+    ctx: OrderContext,
+    units: _PasxUnits,
+    phase_number: str,
+    position: int,
+    component: Component,
+) -> MaterialLine:
     at = f"phase {phase_number}, component at position {position}"
     reservation = ctx.optional_identifier(component.reservation, "E1RESBL/RSNUM", at)
     item = ctx.optional_identifier(component.reservation_item, "E1RESBL/RSPOS", at)
@@ -324,11 +371,14 @@ def _quantity(
     if not is_identifier(code):
         # Checked apart from ctx.identifier: the field names the code, so it is built only here.
         raise ctx.identifier_error(code, f"{field} unit → PAS-X unit code {code!r}", scope)
+    units.written[quantity.unit.sap] = code
     return text, code
 
 
 def _repeated(ids: list[str]) -> int | None:
     """The position of the first id that was already seen, or None when all differ."""
+    if len(set(ids)) == len(ids):
+        return None
     seen: set[str] = set()
     for position, value in enumerate(ids):
         if value in seen:

@@ -20,17 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from lxml import etree
-
 from transforms.b2mml_common import (
     NS_V0600,
+    WrittenDocument,
     application_area,
     document_start,
     element,
     escape,
     optional_element,
-    parse_document,
     quantity_and_properties,
+    written_document,
 )
 from transforms.b2mml_schedule_plan import (
     MaterialLine,
@@ -53,7 +52,7 @@ _MATERIAL_USE: dict[MaterialUse, str] = {
 
 def production_schedule_v0600(
     orders: Sequence[ProcessOrder], profile: MappingProfile, *, created_at: datetime
-) -> etree._Element:
+) -> WrittenDocument:
     """One ``ProcessProductionSchedule`` with one ``ProductionRequest`` per order."""
     plan = plan_schedule(orders, profile)
     out = [
@@ -65,7 +64,7 @@ def production_schedule_v0600(
     for request in plan.requests:
         _request(out, request)
     out.append("</ProductionSchedule></DataArea></ProcessProductionSchedule>")
-    return parse_document(out)
+    return written_document(out)
 
 
 def _request(out: list[str], request: RequestPlan) -> None:
@@ -84,13 +83,17 @@ def _request(out: list[str], request: RequestPlan) -> None:
 
 
 def _segment(out: list[str], segment: SegmentPlan) -> None:
-    out.append(
-        f"<SegmentRequirement><ID>{escape(segment.id)}</ID>"
-        f"{optional_element('ProcessSegmentID', segment.process_segment_id)}"
-        f"{optional_element('Description', segment.description)}"
-        f"{optional_element('EarliestStartTime', segment.earliest_start)}"
-        f"{optional_element('LatestEndTime', segment.latest_end)}"
-    )
+    # One part per element, appended only where there is a value: cheaper than a call to
+    # optional_element for each. The date-times are ISO 8601 text made by the plan: no markup.
+    out.append(f"<SegmentRequirement><ID>{escape(segment.id)}</ID>")
+    if segment.process_segment_id is not None:
+        out.append(f"<ProcessSegmentID>{escape(segment.process_segment_id)}</ProcessSegmentID>")
+    if segment.description is not None:
+        out.append(f"<Description>{escape(segment.description)}</Description>")
+    if segment.earliest_start is not None:
+        out.append(f"<EarliestStartTime>{segment.earliest_start}</EarliestStartTime>")
+    if segment.latest_end is not None:
+        out.append(f"<LatestEndTime>{segment.latest_end}</LatestEndTime>")
     if segment.work_center is not None:
         out.append(
             "<EquipmentRequirement>"
@@ -104,10 +107,10 @@ def _segment(out: list[str], segment: SegmentPlan) -> None:
 
 def _material(out: list[str], line: MaterialLine) -> None:
     out.append(
-        "<MaterialRequirement>"
-        f"<MaterialDefinitionID>{escape(line.material)}</MaterialDefinitionID>"
-        f"{optional_element('MaterialLotID', line.lot)}"
-        f"{_MATERIAL_USE[line.use]}"
-        f"{quantity_and_properties(line.quantity, line.unit, line.properties)}"
-        "</MaterialRequirement>"
+        f"<MaterialRequirement><MaterialDefinitionID>{escape(line.material)}</MaterialDefinitionID>"
     )
+    if line.lot is not None:
+        out.append(f"<MaterialLotID>{escape(line.lot)}</MaterialLotID>")
+    out.append(_MATERIAL_USE[line.use])
+    out.append(quantity_and_properties(line.quantity, line.unit, line.properties))
+    out.append("</MaterialRequirement>")

@@ -22,17 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from lxml import etree
-
 from transforms.b2mml_common import (
     NS_V7,
+    WrittenDocument,
     application_area,
     document_start,
     element,
     escape,
     optional_element,
-    parse_document,
     quantity_and_properties,
+    written_document,
 )
 from transforms.b2mml_schedule_plan import (
     MaterialLine,
@@ -57,7 +56,7 @@ _MATERIAL_USE: dict[MaterialUse, str] = {
 
 def operations_schedule_v7(
     orders: Sequence[ProcessOrder], profile: MappingProfile, *, created_at: datetime
-) -> etree._Element:
+) -> WrittenDocument:
     """One ``ProcessOperationsSchedule`` with one ``OperationsRequest`` per order."""
     plan = plan_schedule(orders, profile)
     out = [
@@ -70,7 +69,7 @@ def operations_schedule_v7(
     for request in plan.requests:
         _request(out, request)
     out.append("</OperationsSchedule></DataArea></ProcessOperationsSchedule>")
-    return parse_document(out)
+    return written_document(out)
 
 
 def _request(out: list[str], request: RequestPlan) -> None:
@@ -99,12 +98,17 @@ def _segment(
             None,
             "a control key: B2MML V7 requires a ProcessSegmentID for every segment",
         )
+    # One part per element, appended only where there is a value: cheaper than a call to
+    # optional_element for each. The date-times are ISO 8601 text made by the plan: no markup.
     segment_id = escape(segment.id)
+    out.append(f"<SegmentRequirement><ID>{segment_id}</ID>")
+    if segment.description is not None:
+        out.append(f"<Description>{escape(segment.description)}</Description>")
+    if segment.earliest_start is not None:
+        out.append(f"<EarliestStartTime>{segment.earliest_start}</EarliestStartTime>")
+    if segment.latest_end is not None:
+        out.append(f"<LatestEndTime>{segment.latest_end}</LatestEndTime>")
     out.append(
-        f"<SegmentRequirement><ID>{segment_id}</ID>"
-        f"{optional_element('Description', segment.description)}"
-        f"{optional_element('EarliestStartTime', segment.earliest_start)}"
-        f"{optional_element('LatestEndTime', segment.latest_end)}"
         f"<ProcessSegmentID>{escape(segment.process_segment_id)}</ProcessSegmentID>"
         f"{definition_id}"
         f"<OperationsSegmentID>{segment_id}</OperationsSegmentID>"
@@ -125,8 +129,9 @@ def _material(out: list[str], line: MaterialLine) -> None:
     out.append(
         f"<MaterialRequirement><ID>{escape(line.id)}</ID>"
         f"<MaterialDefinitionID>{escape(line.material)}</MaterialDefinitionID>"
-        f"{optional_element('MaterialLotID', line.lot)}"
-        f"{_MATERIAL_USE[line.use]}"
-        f"{quantity_and_properties(line.quantity, line.unit, line.properties)}"
-        "</MaterialRequirement>"
     )
+    if line.lot is not None:
+        out.append(f"<MaterialLotID>{escape(line.lot)}</MaterialLotID>")
+    out.append(_MATERIAL_USE[line.use])
+    out.append(quantity_and_properties(line.quantity, line.unit, line.properties))
+    out.append("</MaterialRequirement>")

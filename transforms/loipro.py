@@ -7,12 +7,13 @@ raised together as one ``MappingError`` that names the IDoc, each field, its
 line and value, so an analyst fixes everything in one round.
 
 Two readers, one result. ``_FastReader`` reads an IDoc the way almost every IDoc
-is: complete and valid. It keeps no element references for error messages and
-converts each distinct value once per IDoc; at the first thing it would have to
-report (a missing, empty or unconvertible field) it gives up, and
-``_IdocReader``, which collects every finding with its path and line, reads the
-IDoc again. For a valid IDoc both give the same ``ProcessOrder`` (tests compare
-them), the fast one at about half the cost.
+is: complete and valid. It keeps no element references for error messages, reads
+each segment's fields in one pass and converts each distinct text once per
+process (bounded memos: orders repeat their materials, units and dates); at the
+first thing it would have to report (a missing, empty or unconvertible field) it
+gives up, and ``_IdocReader``, which collects every finding with its path and
+line, reads the IDoc again. For a valid IDoc both give the same ``ProcessOrder``
+(tests compare them), the fast one at about a third of the cost.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,10 @@ from transforms.model import (
     Quantity,
     RecipeReference,
     Unit,
+    build_component,
+    build_idoc_control,
+    build_phase,
+    build_process_order,
 )
 from transforms.sap_values import (
     FieldRef,
@@ -50,6 +55,7 @@ from transforms.sap_values import (
     sap_order_number,
     sap_time,
 )
+from transforms.units import UnitTable
 
 __all__ = ["parse_idoc_control", "parse_loipro"]
 
@@ -465,283 +471,278 @@ class _Fallback(Exception):
 # fallback: one reference without a place serves all fields.
 _NOWHERE = FieldRef("")
 
+# Field name → its text stripped, None where it is blank: ``_IdocReader._text`` of every
+# field at once, and the gate of ``_IdocReader._convert``. The converters strip their text
+# themselves, so the stripped text converts as the raw one does.
 _Fields = dict[object, str | None]
 
 
 def _fields(segment: etree._Element) -> _Fields:
-    """Field name → text of a segment's children, the first one where a name repeats."""
-    fields: _Fields = {child.tag: child.text for child in segment}
-    if len(fields) != len(segment):
-        # A repeated name (or several comments): keep the first, as _Segment does.
-        fields = {}
-        for child in segment:
-            fields.setdefault(child.tag, child.text)
-    return fields
+    """A segment's children by name: its fields, and its child segments (blank, so None).
+
+    Where a name repeats, the first counts, as in ``_Segment``: read last to first, the
+    first one is written last.
+    """
+    return {child.tag: (child.text or "").strip() or None for child in reversed(segment)}
 
 
-def _stripped(fields: _Fields, name: str) -> str | None:
-    """``_IdocReader._text``: the stripped text, None when absent or blank."""
-    text = fields.get(name)
-    return (text.strip() or None) if text else None
+def _fields_and_segments(
+    segment: etree._Element, child_segment: str
+) -> tuple[_Fields, list[etree._Element]]:
+    """``_fields`` of ``segment`` without its ``child_segment`` children, and those children.
+
+    One pass over the children: the child segments are at hand as they go by, where
+    looking for them again (``iterchildren``) would cost as much as reading the fields.
+    """
+    fields: _Fields = {}
+    children: list[etree._Element] = []
+    for child in reversed(segment):
+        tag = child.tag
+        if tag == child_segment:
+            children.append(child)
+        else:
+            fields[tag] = (child.text or "").strip() or None
+    children.reverse()
+    return fields, children
 
 
 def _required(fields: _Fields, name: str) -> str:
-    text = fields.get(name)
-    value = text.strip() if text else ""
-    if not value:
+    value = fields.get(name)
+    if value is None:
         raise _Fallback
     return value
 
 
-def _present(fields: _Fields, name: str) -> str | None:
-    """``_IdocReader._convert``'s gate: the raw text, None when absent or blank."""
-    text = fields.get(name)
-    if not text or text.isspace():
-        return None
-    return text
+def _converted(text: str, convert: Callable[[str, FieldRef], T]) -> T:
+    try:
+        return convert(text, _NOWHERE)
+    except MappingError:
+        raise _Fallback from None
+
+
+# Conversions of field texts, remembered by the worker process from one IDoc to the next:
+# orders repeat their materials, units, quantities and dates. Each result depends on the
+# arguments alone (the unit table and the zone among them) and is immutable. Bounded (the
+# least recently used go first, well under 1 MB a memo), so a worker's memory stays flat
+# however many orders it reads; a text that fails to convert raises (the IDoc goes to
+# ``_IdocReader``) and is not remembered.
+_REMEMBERED = 2048
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _date(text: str | None) -> date | None:
+    return None if text is None else _converted(text, sap_date)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _time(text: str | None) -> timedelta | None:
+    return None if text is None else _converted(text, sap_time)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _local_datetime(
+    day_text: str | None, clock_text: str | None, zone: ZoneInfo, end_of_day: bool
+) -> datetime | None:
+    # Both converted, as _IdocReader does: a bad time is a finding even without a date.
+    day, clock = _date(day_text), _time(clock_text)
+    return sap_local_datetime(day, clock, zone, end_of_day=end_of_day)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _material_number(text: str) -> str:
+    return _converted(text, sap_material)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _long_material_number(text: str) -> str:
+    try:
+        return sap_material(text, _NOWHERE, long_field=True)
+    except MappingError:
+        raise _Fallback from None
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _batch(text: str | None) -> str | None:
+    return None if text is None else _converted(text, sap_batch)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _quantity_of(
+    value_text: str, unit_text: str, allow_negative: bool, units: UnitTable
+) -> Quantity:
+    try:
+        value = sap_decimal(value_text, _NOWHERE, allow_negative=allow_negative)
+        unit = units.from_sap(unit_text, where="")
+    except MappingError:
+        raise _Fallback from None
+    return Quantity(value=value, unit=unit)
 
 
 class _FastReader:
     """Reads one valid IDoc; raises ``_Fallback`` where ``_IdocReader`` would record a finding.
 
-    Mirrors ``_IdocReader`` step by step; every converted value is cached by its text for
-    the IDoc (an order repeats its dates, units and quantities across phases).
+    Mirrors ``_IdocReader`` step by step, on the texts ``_fields`` gives.
     """
 
     def __init__(self, profile: MappingProfile) -> None:
         self._profile = profile
         self._units = profile.units
-        self._dates: dict[str, date | None] = {}
-        self._times: dict[str, timedelta | None] = {}
-        self._quantities: dict[tuple[str, str, bool], Quantity] = {}
-        self._unit_codes: dict[str, Unit] = {}
-        self._materials: dict[str, str] = {}
-        self._datetimes: dict[tuple[str | None, str | None, ZoneInfo, bool], datetime | None] = {}
 
     def order(self, idoc: etree._Element) -> ProcessOrder:
-        record_element = idoc.find("EDI_DC40")
-        header_element = idoc.find("E1AFKOL")
+        # find() as _IdocReader uses it, without its path parser: the first child so named.
+        record_element = next(idoc.iterchildren("EDI_DC40"), None)
+        header_element = next(idoc.iterchildren("E1AFKOL"), None)
         if record_element is None or header_element is None:
             raise _Fallback
-        control = self._control(_fields(record_element))
+        control = _control(_fields(record_element))
         header = _fields(header_element)
+        get = header.get
         plant = _required(header, "WERKS")
         zone = self._profile.plant_timezone(plant)
-        order_number = _present(header, "AUFNR")
-        total = self._quantity(header, "GAMNG", "GMEIN", required=True)
-        if order_number is None or total is None:
+        order_number = _converted(_required(header, "AUFNR"), sap_order_number)
+        total = self._quantity(header, "GAMNG", "GMEIN")
+        if total is None:
             raise _Fallback
-        return ProcessOrder(
+        return build_process_order(
             control=control,
-            order_number=self._convert(order_number, sap_order_number),
-            order_category=_stripped(header, "AUTYP"),
-            order_type=_stripped(header, "AUART"),
+            order_number=order_number,
+            order_category=get("AUTYP"),
+            order_type=get("AUART"),
             plant=plant,
-            material=self._material(header),
+            material=_material(header),
             total=total,
-            scrap=self._quantity(header, "GASMG", "GMEIN", required=False),
-            basic_start=self._datetime(header, "GSTRP", "GSUZP", zone, end_of_day=False),
-            basic_finish=self._datetime(header, "GLTRP", "GLUZP", zone, end_of_day=True),
-            scheduled_start=self._datetime(header, "GSTRS", "GSUZS", zone, end_of_day=False),
-            scheduled_finish=self._datetime(header, "GLTRS", "GLUZS", zone, end_of_day=True),
-            release_date=self._date(_present(header, "FTRMS")),
-            reservation=_stripped(header, "RSNUM"),
+            scrap=self._quantity(header, "GASMG", "GMEIN"),
+            basic_start=_local_datetime(get("GSTRP"), get("GSUZP"), zone, False),
+            basic_finish=_local_datetime(get("GLTRP"), get("GLUZP"), zone, True),
+            scheduled_start=_local_datetime(get("GSTRS"), get("GSUZS"), zone, False),
+            scheduled_finish=_local_datetime(get("GLTRS"), get("GLUZS"), zone, True),
+            release_date=_date(get("FTRMS")),
+            reservation=get("RSNUM"),
             recipe=_recipe(header),
             timezone=zone.key,
-            status=_status(header_element, "E1JSTKL"),
-            items=tuple(self._item(item) for item in header_element.iterchildren("E1AFPOL")),
+            status=_status(header_element, "E1JSTKL") if "E1JSTKL" in header else (),
+            items=tuple([self._item(item) for item in header_element.iterchildren("E1AFPOL")]),
             phases=tuple(self._phases(header_element, plant, zone)),
         )
 
-    @staticmethod
-    def _convert(text: str, convert: Callable[[str, FieldRef], T]) -> T:
-        try:
-            return convert(text, _NOWHERE)
-        except MappingError:
-            raise _Fallback from None
-
-    def _control(self, record: _Fields) -> IdocControl:
-        docnum = _required(record, "DOCNUM")
-        created_day = self._date(_present(record, "CREDAT"))
-        created_time = self._time(_present(record, "CRETIM"))
-        created_local = None
-        if created_day is not None:
-            created_local = datetime.combine(created_day, time(0)) + (created_time or timedelta(0))
-        return IdocControl(
-            docnum=docnum,
-            idoctyp=_required(record, "IDOCTYP"),
-            mestyp=_required(record, "MESTYP"),
-            cimtyp=_stripped(record, "CIMTYP"),
-            client=_stripped(record, "MANDT"),
-            release=_stripped(record, "DOCREL"),
-            direction=_stripped(record, "DIRECT"),
-            sender_port=_stripped(record, "SNDPOR"),
-            sender_partner_type=_stripped(record, "SNDPRT"),
-            sender_partner=_required(record, "SNDPRN"),
-            receiver_port=_stripped(record, "RCVPOR"),
-            receiver_partner_type=_stripped(record, "RCVPRT"),
-            receiver_partner=_stripped(record, "RCVPRN"),
-            created_local=created_local,
-            serialization=_stripped(record, "SERIAL"),
-        )
-
-    def _date(self, text: str | None) -> date | None:
-        if text is None:
-            return None
-        try:
-            return self._dates[text]
-        except KeyError:
-            value = self._dates[text] = self._convert(text, sap_date)
-            return value
-
-    def _time(self, text: str | None) -> timedelta | None:
-        if text is None:
-            return None
-        try:
-            return self._times[text]
-        except KeyError:
-            value = self._times[text] = self._convert(text, sap_time)
-            return value
-
-    def _datetime(
-        self, fields: _Fields, date_field: str, time_field: str, zone: ZoneInfo, *, end_of_day: bool
-    ) -> datetime | None:
-        day_text, clock_text = _present(fields, date_field), _present(fields, time_field)
-        key = (day_text, clock_text, zone, end_of_day)
-        try:
-            return self._datetimes[key]
-        except KeyError:
-            value = sap_local_datetime(
-                self._date(day_text), self._time(clock_text), zone, end_of_day=end_of_day
-            )
-            self._datetimes[key] = value
-            return value
-
-    def _material(self, fields: _Fields) -> str:
-        long_text = _present(fields, "MATNR_LONG")
-        if long_text is not None:
-            try:
-                return sap_material(long_text, _NOWHERE, long_field=True)
-            except MappingError:
-                raise _Fallback from None
-        text = _present(fields, "MATNR")
-        if text is None:
-            raise _Fallback
-        material = self._materials.get(text)
-        if material is None:
-            material = self._materials[text] = self._convert(text, sap_material)
-        return material
-
     def _quantity(
-        self,
-        fields: _Fields,
-        value_field: str,
-        unit_field: str,
-        *,
-        required: bool,
-        allow_negative: bool = False,
+        self, fields: _Fields, value_field: str, unit_field: str, *, allow_negative: bool = False
     ) -> Quantity | None:
-        value_text = _present(fields, value_field)
+        """None without a value (the caller decides whether it is required)."""
+        value_text = fields.get(value_field)
         if value_text is None:
-            if required:
-                raise _Fallback
             return None
-        unit_text = _present(fields, unit_field)
+        unit_text = fields.get(unit_field)
         if unit_text is None:
             raise _Fallback
-        key = (value_text, unit_text, allow_negative)
-        quantity = self._quantities.get(key)
-        if quantity is None:
-            unit = self._unit_codes.get(unit_text)
-            try:
-                value = sap_decimal(value_text, _NOWHERE, allow_negative=allow_negative)
-                if unit is None:
-                    unit = self._unit_codes[unit_text] = self._units.from_sap(unit_text, where="")
-            except MappingError:
-                raise _Fallback from None
-            quantity = self._quantities[key] = Quantity(value=value, unit=unit)
-        return quantity
+        return _quantity_of(value_text, unit_text, allow_negative, self._units)
 
     def _item(self, element: etree._Element) -> OrderItem:
         item = _fields(element)
-        material = self._material(item)
-        quantity = self._quantity(item, "PSMNG", "MEINS", required=True)
-        batch = _present(item, "CHARG")
-        assert quantity is not None
+        quantity = self._quantity(item, "PSMNG", "MEINS")
+        if quantity is None:
+            raise _Fallback
         return OrderItem(
-            position=_stripped(item, "POSNR"),
-            material=material,
+            position=item.get("POSNR"),
+            material=_material(item),
             quantity=quantity,
-            batch=None if batch is None else self._convert(batch, sap_batch),
-            storage_location=_stripped(item, "LGORT"),
+            batch=_batch(item.get("CHARG")),
+            storage_location=item.get("LGORT"),
         )
 
     def _phases(self, header: etree._Element, plant: str, zone: ZoneInfo) -> Iterator[Phase]:
         for sequence_element in header.iterchildren("E1AFFLL"):
-            sequence_number = _stripped(_fields(sequence_element), "PLNFL")
-            for element in sequence_element.iterchildren("E1AFVOL"):
-                operation = _fields(element)
-                number = _required(operation, "VORNR")
-                components = tuple(
-                    self._component(reservation, plant)
-                    for reservation in element.iterchildren("E1RESBL")
-                )
-                yield Phase(
-                    sequence=sequence_number,
-                    number=number,
-                    description=_stripped(operation, "LTXA1"),
-                    work_center=_stripped(operation, "ARBPL"),
-                    control_key=_stripped(operation, "STEUS"),
-                    quantity=self._quantity(operation, "MGVRG", "MEINH", required=False),
-                    earliest_start=self._datetime(
-                        operation, "FSAVD", "FSAVZ", zone, end_of_day=False
+            sequence_fields, operations = _fields_and_segments(sequence_element, "E1AFVOL")
+            sequence = sequence_fields.get("PLNFL")
+            for element in operations:
+                operation, reservations = _fields_and_segments(element, "E1RESBL")
+                get = operation.get
+                yield build_phase(
+                    sequence=sequence,
+                    number=_required(operation, "VORNR"),
+                    description=get("LTXA1"),
+                    work_center=get("ARBPL"),
+                    control_key=get("STEUS"),
+                    quantity=self._quantity(operation, "MGVRG", "MEINH"),
+                    earliest_start=_local_datetime(get("FSAVD"), get("FSAVZ"), zone, False),
+                    earliest_finish=_local_datetime(get("FSEDD"), get("FSEDZ"), zone, True),
+                    # Status segments are among the keys of the phase's fields.
+                    status=_status(element, "E1JSTVL") if "E1JSTVL" in operation else (),
+                    components=tuple(
+                        [self._component(reservation, plant) for reservation in reservations]
                     ),
-                    earliest_finish=self._datetime(
-                        operation, "FSEDD", "FSEDZ", zone, end_of_day=True
-                    ),
-                    status=_status(element, "E1JSTVL"),
-                    components=components,
                 )
 
     def _component(self, element: etree._Element, plant: str) -> Component:
         reservation = _fields(element)
-        material = self._material(reservation)
-        quantity = self._quantity(reservation, "BDMNG", "MEINS", required=True, allow_negative=True)
-        assert quantity is not None
-        role = _role(reservation)
+        get = reservation.get
+        quantity = self._quantity(reservation, "BDMNG", "MEINS", allow_negative=True)
+        if quantity is None:
+            raise _Fallback
+        movement = get("BWART")
+        role = _role(get("SHKZG"), movement)
         if quantity.value < 0:
             if role is not ComponentRole.BY_PRODUCT:
                 raise _Fallback
             quantity = Quantity(value=-quantity.value, unit=quantity.unit)
-        batch = _present(reservation, "CHARG")
-        return Component(
-            reservation=_stripped(reservation, "RSNUM"),
-            reservation_item=_stripped(reservation, "RSPOS"),
-            item_number=_stripped(reservation, "POSNR"),
-            material=material,
-            plant=_stripped(reservation, "WERKS") or plant,
-            storage_location=_stripped(reservation, "LGORT"),
-            batch=None if batch is None else self._convert(batch, sap_batch),
+        return build_component(
+            reservation=get("RSNUM"),
+            reservation_item=get("RSPOS"),
+            item_number=get("POSNR"),
+            material=_material(reservation),
+            plant=get("WERKS") or plant,
+            storage_location=get("LGORT"),
+            batch=_batch(get("CHARG")),
             required=quantity,
-            requirement_date=self._date(_present(reservation, "BDTER")),
-            movement_type=_stripped(reservation, "BWART"),
+            requirement_date=_date(get("BDTER")),
+            movement_type=movement,
             role=role,
-            deleted=(_stripped(reservation, "XLOEK") or "").upper() in _TRUE_FLAGS,
-            final_issue=(_stripped(reservation, "KZEAR") or "").upper() in _TRUE_FLAGS,
-            backflush=(_stripped(reservation, "RGEKZ") or "").upper() in _TRUE_FLAGS,
+            deleted=_flag(get("XLOEK")),
+            final_issue=_flag(get("KZEAR")),
+            backflush=_flag(get("RGEKZ")),
         )
 
 
-def _role(reservation: _Fields) -> ComponentRole:
-    indicator = reservation.get("SHKZG")
-    if indicator and indicator.strip():
-        code = indicator.strip().upper()
+def _control(record: _Fields) -> IdocControl:
+    get = record.get
+    created_day, created_time = _date(get("CREDAT")), _time(get("CRETIM"))
+    created_local = None
+    if created_day is not None:
+        created_local = datetime.combine(created_day, time(0)) + (created_time or timedelta(0))
+    return build_idoc_control(
+        docnum=_required(record, "DOCNUM"),
+        idoctyp=_required(record, "IDOCTYP"),
+        mestyp=_required(record, "MESTYP"),
+        cimtyp=get("CIMTYP"),
+        client=get("MANDT"),
+        release=get("DOCREL"),
+        direction=get("DIRECT"),
+        sender_port=get("SNDPOR"),
+        sender_partner_type=get("SNDPRT"),
+        sender_partner=_required(record, "SNDPRN"),
+        receiver_port=get("RCVPOR"),
+        receiver_partner_type=get("RCVPRT"),
+        receiver_partner=get("RCVPRN"),
+        created_local=created_local,
+        serialization=get("SERIAL"),
+    )
+
+
+def _material(fields: _Fields) -> str:
+    long_text = fields.get("MATNR_LONG")
+    if long_text is not None:
+        return _long_material_number(long_text)
+    return _material_number(_required(fields, "MATNR"))
+
+
+def _role(indicator: str | None, movement: str | None) -> ComponentRole:
+    if indicator is not None:
+        code = indicator.upper()
         if code == "H":
             return ComponentRole.CONSUMED
         if code == "S":
             return ComponentRole.BY_PRODUCT
         raise _Fallback
-    movement = _stripped(reservation, "BWART")
     if movement in _CONSUMING_MOVEMENTS:
         return ComponentRole.CONSUMED
     if movement in _RECEIVING_MOVEMENTS:
@@ -749,8 +750,12 @@ def _role(reservation: _Fields) -> ComponentRole:
     raise _Fallback
 
 
+def _flag(text: str | None) -> bool:
+    return text is not None and text.upper() in _TRUE_FLAGS
+
+
 def _recipe(header: _Fields) -> RecipeReference | None:
-    parts = (_stripped(header, "PLNTY"), _stripped(header, "PLNNR"), _stripped(header, "PLNAL"))
+    parts = (header.get("PLNTY"), header.get("PLNNR"), header.get("PLNAL"))
     if not any(parts):
         return None
     return RecipeReference(task_list_type=parts[0], task_list=parts[1], counter=parts[2])
@@ -760,5 +765,5 @@ def _status(segment: etree._Element, status_segment: str) -> tuple[str, ...]:
     return tuple(
         text
         for status in segment.iterchildren(status_segment)
-        if (text := _stripped(_fields(status), "STAT")) is not None
+        if (text := _fields(status).get("STAT")) is not None
     )

@@ -36,6 +36,7 @@ from transforms.model import (
     MaterialRole,
     PerformanceReport,
     ProcessOrder,
+    mutable_twin,
 )
 
 __all__ = ["ComponentContext", "OrderContext", "complete_report", "order_context"]
@@ -63,13 +64,28 @@ class OrderContext:
     components: tuple[ComponentContext, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        # What dataclasses.asdict gives, at a tenth of its cost (the service stores one per order).
-        data: dict[str, object] = {name: getattr(self, name) for name in _ORDER_FIELDS}
-        data["components"] = tuple(
-            {name: getattr(component, name) for name in _COMPONENT_FIELDS}
-            for component in self.components
-        )
-        return data
+        """What ``dataclasses.asdict`` gives (components as a tuple), at a tenth of its cost:
+        the service stores one per order."""
+        return {
+            "order_number": self.order_number,
+            "plant": self.plant,
+            "material": self.material,
+            "receipt_storage_location": self.receipt_storage_location,
+            "components": tuple(
+                [
+                    {
+                        "material": component.material,
+                        "phase": component.phase,
+                        "plant": component.plant,
+                        "storage_location": component.storage_location,
+                        "reservation": component.reservation,
+                        "reservation_item": component.reservation_item,
+                        "by_product": component.by_product,
+                    }
+                    for component in self.components
+                ]
+            ),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> OrderContext:
@@ -80,8 +96,25 @@ class OrderContext:
         return cls(**fields, components=components)  # type: ignore[arg-type]
 
 
-_COMPONENT_FIELDS = tuple(field.name for field in dataclasses.fields(ComponentContext))
-_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderContext))
+_ComponentContextDraft = mutable_twin(ComponentContext)
+
+
+def _component_context(
+    *,
+    material: str,
+    phase: str,
+    plant: str | None,
+    storage_location: str | None,
+    reservation: str | None,
+    reservation_item: str | None,
+    by_product: bool,
+) -> ComponentContext:
+    """``ComponentContext(...)`` at a quarter of the cost (``mutable_twin``); every field named."""
+    context: ComponentContext = _ComponentContextDraft(
+        material, phase, plant, storage_location, reservation, reservation_item, by_product
+    )
+    context.__class__ = ComponentContext
+    return context
 
 
 def order_context(order: ProcessOrder) -> OrderContext:
@@ -92,17 +125,22 @@ def order_context(order: ProcessOrder) -> OrderContext:
         plant=order.plant,
         material=order.material,
         receipt_storage_location=item.storage_location if item else None,
+        # ProcessOrder.active_components(), without its (phase, component) pairs.
         components=tuple(
-            ComponentContext(
-                material=component.material,
-                phase=phase.number,
-                plant=component.plant,
-                storage_location=component.storage_location,
-                reservation=component.reservation,
-                reservation_item=component.reservation_item,
-                by_product=component.role is ComponentRole.BY_PRODUCT,
-            )
-            for phase, component in order.active_components()
+            [
+                _component_context(
+                    material=component.material,
+                    phase=phase.number,
+                    plant=component.plant,
+                    storage_location=component.storage_location,
+                    reservation=component.reservation,
+                    reservation_item=component.reservation_item,
+                    by_product=component.role is ComponentRole.BY_PRODUCT,
+                )
+                for phase in order.phases
+                for component in phase.components
+                if not component.deleted
+            ]
         ),
     )
 

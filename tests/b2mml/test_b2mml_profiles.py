@@ -142,7 +142,7 @@ def _v0600_document_in_v7_namespace(
     profile: MappingProfile, *, rename_nouns: bool
 ) -> etree._Element:
     text = etree.tostring(
-        production_schedule_v0600(typical_order(), profile, created_at=CREATED_AT),
+        production_schedule_v0600(typical_order(), profile, created_at=CREATED_AT).root,
         encoding="unicode",
     ).replace(f'xmlns="{NS_V0600}"', f'xmlns="{NS_V7}"')
     if rename_nouns:
@@ -163,7 +163,7 @@ def test_v0600_shaped_document_in_the_v7_namespace_fails_the_v7_profile(
     assert etree.QName(document).namespace == NS_V7
     assert not profile_schemas["V7"].validate(document)
     # The V0600 document itself is fine under its own profile: the version makes the difference.
-    original = production_schedule_v0600(typical_order(), profile, created_at=CREATED_AT)
+    original = production_schedule_v0600(typical_order(), profile, created_at=CREATED_AT).root
     assert profile_schemas["V0600"].validate(original), str(profile_schemas["V0600"].error_log)
 
 

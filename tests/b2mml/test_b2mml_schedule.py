@@ -382,8 +382,8 @@ def test_document_id_is_deterministic_and_follows_the_idoc_key() -> None:
 def test_document_id_does_not_depend_on_the_clock_or_the_version(profile: MappingProfile) -> None:
     orders = typical_order()
     later = datetime(2027, 1, 1, tzinfo=ZoneInfo("UTC"))
-    v0600 = production_schedule_v0600(orders, profile, created_at=later)
-    v7 = operations_schedule_v7(orders, profile, created_at=CREATED_AT)
+    v0600 = production_schedule_v0600(orders, profile, created_at=later).root
+    v7 = operations_schedule_v7(orders, profile, created_at=CREATED_AT).root
     assert _texts(v0600, "V0600", "b:ApplicationArea/b:BODID") == _texts(
         v7, "V7", "b:ApplicationArea/b:BODID"
     )

@@ -4,7 +4,7 @@ What that path could get wrong and these tests pin down: markup characters and
 carriage returns in element content, quotes in the ``releaseID`` attribute,
 quantities where ``str(Decimal)`` would use an exponent, and two date-times with
 the same wall clock but different offsets (the repeated hour when daylight saving
-time ends), which the per-order memo of written date-times must keep apart.
+time ends), which the memo of written date-times (kept per worker process) must keep apart.
 Each document goes through bytes and back, as it does on the wire.
 """
 
