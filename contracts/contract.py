@@ -2,8 +2,7 @@
 
 A ``Contract`` is built from a checked manifest. Its schema is compiled once, on first use
 or by ``compile()`` (the registry's ``check()`` compiles all at start-up), and cached:
-lxml ``XMLSchema`` for XSD (libxml2; required-field keys are checked by one XPath
-instead, see ``contracts.identity``), a jsonschema validator for JSON.
+lxml ``XMLSchema`` for XSD (libxml2, ~25 µs per IDoc), a jsonschema validator for JSON.
 Validation returns findings; it never raises for a bad message.
 
 XML specifics driven by the manifest:
@@ -30,7 +29,6 @@ from lxml import etree
 
 from contracts.errors import ConfigurationError, Finding, UnknownContract
 from contracts.identify import IdentifyRule
-from contracts.identity import IdentityChecks
 from contracts.json_schema import compile_json_schema, json_findings
 from contracts.manifest import Manifest, RequireAny
 from contracts.xmlpath import element_path, local_name, source_line
@@ -63,11 +61,7 @@ class ContractKey:
 
 
 class Contract:
-    """A registered contract. Compiles its schema lazily, once, thread-safely.
-
-    ``identity`` says which identity constraints one XPath checks instead of libxml2
-    (``contracts.identity``); the findings are the same for every choice, only the cost differs.
-    """
+    """A registered contract. Compiles its schema lazily, once, thread-safely."""
 
     def __init__(
         self,
@@ -75,7 +69,6 @@ class Contract:
         *,
         official_schema_path: Path | None = None,
         official_bundle_dir: Path | None = None,
-        identity: IdentityChecks = IdentityChecks.REQUIRED_FIELDS,
     ) -> None:
         self.key = ContractKey(manifest.family, manifest.type, manifest.version)
         self.format: Literal["xml", "json"] = manifest.format
@@ -90,7 +83,6 @@ class Contract:
         self.official_bundle_dir = official_bundle_dir or (
             official_schema_path.parent if official_schema_path else None
         )
-        self._identity = identity
         self._lock = threading.Lock()
         self._xsd: XsdSchema | None = None
         self._official: XsdSchema | None = None
@@ -110,14 +102,10 @@ class Contract:
                 self._json = compile_json_schema(self.schema_path)
             return
         if self._xsd is None:
-            self._xsd = compile_xsd(self.schema_path, [self.directory], identity=self._identity)
+            self._xsd = compile_xsd(self.schema_path, [self.directory])
         if self.official_schema_path is not None and self._official is None:
             assert self.official_bundle_dir is not None
-            self._official = compile_xsd(
-                self.official_schema_path,
-                [self.official_bundle_dir],
-                identity=self._identity,
-            )
+            self._official = compile_xsd(self.official_schema_path, [self.official_bundle_dir])
 
     def validate_xml(self, root: etree._Element) -> list[Finding]:
         """Every way ``root`` fails this contract (schema, official schema, rules); [] if valid."""
@@ -154,7 +142,7 @@ class Contract:
         # Called with the lock held: an lxml XMLSchema keeps one error log per object.
         targets, findings = _targets(root, each)
         for target in targets:
-            if not xsd.validate(target):
+            if not xsd.schema.validate(target):
                 findings += translate_errors(
                     log_entries(xsd.schema.error_log), target=target, schema=xsd, suffix=suffix
                 )

@@ -9,12 +9,6 @@ Besides the compiled schema, ``XsdSchema`` keeps what the findings translation n
 schema text: the ``xs:documentation`` of each named simple type (shown as "expected") and the
 fields of each identity constraint (a failed ``xs:key`` becomes "required field AUFNR").
 
-Speed: libxml2's identity-constraint checks cost about half of an IDoc validation. For a schema
-that is one self-contained file, the constraints ``contracts.identity`` can check exactly are
-also compiled out into a second schema and checked by one XPath; ``XsdSchema.validate`` accepts
-on that cheap path and falls back to the complete schema whenever it cannot, so the verdict and
-libxml2's error log are those of the complete schema.
-
 Failure modes: ``ConfigurationError`` naming the file for a missing or unreadable file, a
 location outside the allowed directories or a remote URL, and a schema libxml2 cannot compile
 (with libxml2's messages and line numbers).
@@ -31,7 +25,6 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 from contracts.errors import ConfigurationError
-from contracts.identity import IdentityChecks, IdentityShortcut, identity_shortcut
 
 __all__ = ["XSD_NS", "XsdSchema", "compile_xsd", "safe_parser", "schema_files"]
 
@@ -54,21 +47,11 @@ class XsdSchema:
     type_docs: dict[str, str] = field(default_factory=dict)
     key_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     element_types: dict[str, str] = field(default_factory=dict)
-    shortcut: IdentityShortcut | None = None
 
     def doc_of_element(self, name: str) -> str | None:
         """The documentation of the named type of the global element ``name``, if any."""
         type_name = self.element_types.get(name)
         return self.type_docs.get(type_name) if type_name else None
-
-    def validate(self, target: etree._Element) -> bool:
-        """Whether ``target`` is valid; when not, ``schema.error_log`` holds libxml2's errors.
-
-        Not thread-safe: lxml keeps one error log per compiled schema.
-        """
-        if self.shortcut is not None and self.shortcut.accepts(target):
-            return True
-        return bool(self.schema.validate(target))
 
 
 class _InsideOnly(etree.Resolver):
@@ -157,17 +140,8 @@ def _show(allowed: Sequence[Path]) -> str:
     return " or ".join(str(root) for root in allowed)
 
 
-def compile_xsd(
-    path: Path,
-    allowed: Sequence[Path],
-    *,
-    identity: IdentityChecks = IdentityChecks.REQUIRED_FIELDS,
-) -> XsdSchema:
-    """Compile ``path`` (XSD 1.0) with libxml2 after checking every location it refers to.
-
-    ``identity`` says which identity constraints an XPath checks instead of libxml2;
-    ``IdentityChecks.LIBXML2`` is the reference the shortcut is tested against.
-    """
+def compile_xsd(path: Path, allowed: Sequence[Path]) -> XsdSchema:
+    """Compile ``path`` (XSD 1.0) with libxml2 after checking every location it refers to."""
     files = schema_files(path, allowed)
     parser = safe_parser()
     resolver = _InsideOnly(allowed)
@@ -190,9 +164,7 @@ def compile_xsd(
             f"{path}: the schema refers to {', '.join(map(repr, resolver.refused))}, "
             f"which is not a file inside {_show(allowed)}"
         )
-    # Only a self-contained file: declarations and types are then all in the one document.
-    shortcut = identity_shortcut(document, identity) if len(files) == 1 else None
-    result = XsdSchema(path=path, schema=schema, shortcut=shortcut)
+    result = XsdSchema(path=path, schema=schema)
     for _, tree in files:
         _collect_docs(tree, result)
     return result
