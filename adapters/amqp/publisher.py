@@ -60,6 +60,34 @@ class _Batch:
         self.done = threading.Event()
 
 
+class _CorkableConnection(pika.SelectConnection):  # type: ignore[misc]  # pika is untyped
+    """A ``SelectConnection`` that can hold back its outgoing frames and write them as one.
+
+    pika writes each frame (method, header, body: three per message) as its own buffer,
+    and its transport sends each buffer with its own ``send()``: 300 system calls for a
+    batch of 100, and as many segments for RabbitMQ to read. Corked for the length of a
+    batch, the frames go out as one buffer, in the same order.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._corked: list[bytes] | None = None
+        super().__init__(*args, **kwargs)
+
+    def cork(self) -> None:
+        self._corked = []
+
+    def uncork(self) -> None:
+        frames, self._corked = self._corked, None
+        if frames:
+            super()._output_marshaled_frames([b"".join(frames)])
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        if self._corked is None:
+            super()._output_marshaled_frames(marshaled_frames)
+        else:
+            self._corked.extend(marshaled_frames)
+
+
 class AmqpPublisher:
     """Publishes batches with confirms; see the module docstring."""
 
@@ -79,7 +107,7 @@ class AmqpPublisher:
         self._returnable: dict[_ReturnKey, deque[int]] = {}
         self._batch: _Batch | None = None
         try:
-            self._connection = pika.SelectConnection(
+            self._connection = _CorkableConnection(
                 parameters,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
@@ -216,6 +244,7 @@ class AmqpPublisher:
             return
         self._batch = batch
         timestamp = int(time.time())
+        self._connection.cork()
         try:
             for index, envelope in enumerate(batch.envelopes):
                 self._seq += 1
@@ -230,9 +259,12 @@ class AmqpPublisher:
                     mandatory=True,
                 )
         except Exception as exc:
+            self._connection.uncork()  # what was published goes out before the close
             self._fail(exc)
             if self._connection.is_open:
                 self._connection.close()
+        else:
+            self._connection.uncork()
 
     def _on_return(
         self, _channel: Any, method: Any, properties: pika.BasicProperties, _body: bytes
