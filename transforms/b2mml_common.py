@@ -16,7 +16,7 @@ and the value. Nothing is truncated, rounded or guessed:
   zone the caller names (the plant's).
 
 The writers put the checked values into XML text (``escape``, ``element``,
-``optional_element``) and ``parse_document`` turns the text into the element tree
+``optional_element``) and ``written_document`` turns the text into the element tree
 in one libxml2 pass. That gives exactly the tree that adding the elements one by
 one through lxml would give (the golden tests and ``test_b2mml_text`` pin it
 down), for a fraction of the cost: one ``SubElement`` call, which looks the
@@ -61,7 +61,6 @@ __all__ = [
     "format_created_at",
     "is_identifier",
     "optional_element",
-    "parse_document",
     "quantity_and_properties",
     "written_document",
 ]
@@ -304,11 +303,6 @@ def written_document(parts: list[str]) -> WrittenDocument:
         resolve_entities=False, no_network=True, collect_ids=False, huge_tree=True
     )
     return WrittenDocument(body=body, root=etree.fromstring(body, parser))
-
-
-def parse_document(parts: list[str]) -> etree._Element:
-    """The element tree of the document text ``parts`` (written with the functions here)."""
-    return written_document(parts).root
 
 
 def document_start(name: str, namespace: str, profile: MappingProfile) -> str:

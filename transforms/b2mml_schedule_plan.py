@@ -281,7 +281,34 @@ def _component_line(
         # Something to report (or a unit not seen yet): the checks one by one, in the order
         # of the fields, name the first value that cannot be written.
         return _checked_component_line(ctx, units, phase_number, position, component)
-    line_id = f"{reservation}-{item}" if reservation and item else f"{phase_number}-{position}"
+    line_id = _line_id(reservation, item, phase_number, position)
+    return MaterialLine(
+        line_id,
+        component.material,
+        lot,
+        _use(component),
+        quantity,
+        unit,
+        _sap_references(reservation, item, storage_location),
+    )
+
+
+def _line_id(reservation: str | None, item: str | None, phase_number: str, position: int) -> str:
+    # The reservation item is SAP's own key for the line; without it, the position within
+    # the phase (counting deleted lines too, so ids stay stable when SAP deletes one).
+    return f"{reservation}-{item}" if reservation and item else f"{phase_number}-{position}"
+
+
+def _use(component: Component) -> MaterialUse:
+    return (
+        MaterialUse.CONSUMED if component.role is ComponentRole.CONSUMED else MaterialUse.BY_PRODUCT
+    )
+
+
+def _sap_references(
+    reservation: str | None, item: str | None, storage_location: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The MaterialRequirementProperty (ID, value) pairs a goods movement needs back."""
     properties: list[tuple[str, str]] = []
     if reservation is not None:
         properties.append(("SAPReservation", reservation))
@@ -289,10 +316,7 @@ def _component_line(
         properties.append(("SAPReservationItem", item))
     if storage_location is not None:
         properties.append(("SAPStorageLocation", storage_location))
-    use = (
-        MaterialUse.CONSUMED if component.role is ComponentRole.CONSUMED else MaterialUse.BY_PRODUCT
-    )
-    return MaterialLine(line_id, component.material, lot, use, quantity, unit, tuple(properties))
+    return tuple(properties)
 
 
 def _identifiers(*values: str | None) -> bool:
@@ -313,25 +337,21 @@ def _checked_component_line(
     at = f"phase {phase_number}, component at position {position}"
     reservation = ctx.optional_identifier(component.reservation, "E1RESBL/RSNUM", at)
     item = ctx.optional_identifier(component.reservation_item, "E1RESBL/RSPOS", at)
-    # The reservation item is SAP's own key for the line; without it, the position within
-    # the phase (counting deleted lines too, so ids stay stable when SAP deletes one).
-    line_id = f"{reservation}-{item}" if reservation and item else f"{phase_number}-{position}"
+    line_id = _line_id(reservation, item, phase_number, position)
     scope = f"phase {phase_number}, component {line_id}"
     storage_location = ctx.optional_identifier(component.storage_location, "E1RESBL/LGORT", scope)
-    properties: list[tuple[str, str]] = []
-    if reservation is not None:
-        properties.append(("SAPReservation", reservation))
-    if item is not None:
-        properties.append(("SAPReservationItem", item))
-    if storage_location is not None:
-        properties.append(("SAPStorageLocation", storage_location))
     quantity, unit = _quantity(ctx, units, component.required, "E1RESBL/BDMNG", scope)
     material = ctx.identifier(component.material, "E1RESBL/MATNR", scope)
     lot = ctx.optional_identifier(component.batch, "E1RESBL/CHARG", scope)
-    use = (
-        MaterialUse.CONSUMED if component.role is ComponentRole.CONSUMED else MaterialUse.BY_PRODUCT
+    return MaterialLine(
+        line_id,
+        material,
+        lot,
+        _use(component),
+        quantity,
+        unit,
+        _sap_references(reservation, item, storage_location),
     )
-    return MaterialLine(line_id, material, lot, use, quantity, unit, tuple(properties))
 
 
 def _produced_line(ctx: OrderContext, units: _PasxUnits) -> MaterialLine:

@@ -125,7 +125,6 @@ def order_context(order: ProcessOrder) -> OrderContext:
         plant=order.plant,
         material=order.material,
         receipt_storage_location=item.storage_location if item else None,
-        # ProcessOrder.active_components(), without its (phase, component) pairs.
         components=tuple(
             [
                 _component_context(
@@ -137,9 +136,7 @@ def order_context(order: ProcessOrder) -> OrderContext:
                     reservation_item=component.reservation_item,
                     by_product=component.role is ComponentRole.BY_PRODUCT,
                 )
-                for phase in order.phases
-                for component in phase.components
-                if not component.deleted
+                for phase, component in order.active_components()
             ]
         ),
     )
