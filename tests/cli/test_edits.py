@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from integration.bootstrap import Components
 from integration.broker import Delivery
 from integration.edits import decode_for_display, field_changes, text_diff
 from integration.intake import IntakeLimits
-from integration.pipeline import Pipeline
-from integration.service import process_order_route
-from integration.settings import Settings
 from tests.support.idoc_factory import OrderSpec, build_loipro
+from tests.support.pipelines import process_order_pipeline
 
 
 def test_xml_field_changes_name_the_field_with_old_and_new_values() -> None:
@@ -84,13 +81,7 @@ def test_bytes_that_are_not_utf8_are_shown_as_latin1_and_say_so() -> None:
     ],
 )
 def test_the_replay_header_is_read_strictly(header: object, expected: int | None) -> None:
-    components = Components(Settings())
-    pipeline = Pipeline(
-        process_order_route(tulip=False),
-        components.translator(),
-        limits=components.limits,
-        outbound_exchange="mesbridge.out",
-    )
+    pipeline = process_order_pipeline()
     headers = {} if header is None else {"x-replay-of": header}
     for body in (build_loipro([OrderSpec()]), b"<broken"):
         result = pipeline.process(

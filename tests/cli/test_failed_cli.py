@@ -17,13 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from integration.audit import audit_entries
-from integration.bootstrap import Components
 from integration.broker import Delivery
 from integration.cli import cli
-from integration.pipeline import Pipeline
-from integration.service import process_order_route
-from integration.settings import Settings
 from integration.store import FailedMessages, FailureStatus, Store
+from tests.support.pipelines import process_order_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = REPO / "deploy" / "examples" / "sap" / "LOIPRO01-invalid-batch-and-unit.xml"
@@ -35,13 +32,7 @@ Invoke = Callable[..., Result]
 
 def park(store: Store, body: bytes, *, headers: dict[str, object] | None = None) -> int:
     """Run ``body`` through the real pipeline as the service would, and park the failure."""
-    components = Components(Settings())
-    pipeline = Pipeline(
-        process_order_route(tulip=False),
-        components.translator(),
-        limits=components.limits,
-        outbound_exchange="mesbridge.out",
-    )
+    pipeline = process_order_pipeline()
     result = pipeline.process(
         Delivery(
             body=body,
