@@ -13,7 +13,9 @@ importing upward.
     │   ├── UnknownContract       well-formed, but no registered contract matches it
     │   ├── ContractViolation     fails its contract's schema (one finding per problem)
     │   ├── MappingError          valid, but a value cannot be mapped without guessing
-    │   └── IdempotencyConflict   a key seen before arrives with different content
+    │   ├── IdempotencyConflict   a key seen before arrives with different content
+    │   └── ProcessingFailure     mesbridge itself failed on this message (a defect, or a
+    │                             worker process that died on it): parked so others flow
     ├── TransientError            may succeed later: retry with backoff
     │   └── RetryLater            THIS message cannot go on yet (an order SAP has not sent,
     │                             SAP says the order is locked): delay it, let others flow
@@ -45,6 +47,7 @@ __all__ = [
     "MesbridgeError",
     "OversizedMessage",
     "PermanentError",
+    "ProcessingFailure",
     "RetryLater",
     "TransientError",
     "UnknownContract",
@@ -152,6 +155,12 @@ class MappingError(PermanentError):
 
 class IdempotencyConflict(PermanentError):
     """The idempotency key was seen before with other content: parked for review, never dropped."""
+
+
+class ProcessingFailure(PermanentError):
+    """mesbridge failed on this message: an unexpected exception, or the worker process
+    working on it died twice. Parked so that the messages behind it flow; replay it once
+    the cause is fixed."""
 
 
 class TransientError(MesbridgeError):

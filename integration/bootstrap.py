@@ -15,7 +15,10 @@ from integration.store.engine import create_store_engine
 from integration.store.order_contexts import OrderContexts
 from transforms.mapping import MappingProfile
 
-__all__ = ["Components"]
+__all__ = ["LOG_FORMAT", "Components"]
+
+# The service's log lines, in the main process and in its pipeline workers alike.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)

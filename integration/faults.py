@@ -20,6 +20,15 @@ Points (``POINTS``):
 - ``after-publish-before-mark-sent``: outbox relay, outputs published and confirmed
   by the broker, their outbox rows not yet marked sent.
 
+A second variable kills a pipeline worker process on one message:
+
+    MESBRIDGE_TEST_CRASH_ON=<text>
+
+makes every pipeline worker process (``integration/workers.py``, not the main process)
+end itself with ``os._exit(137)`` when it is about to process a delivery whose body
+contains ``text``: a message that kills the process working on it, as a crash in native
+code or the kernel's out-of-memory killer would.
+
 The variable is read once, by the composition root (``mesbridge run`` calls
 ``arm_from``), never at import and never per call: an unarmed process pays one
 global lookup per ``crash_point``. It is not a setting (``Settings`` ignores it)
@@ -40,11 +49,23 @@ from dataclasses import dataclass, field
 
 from contracts.errors import ConfigurationError
 
-__all__ = ["CRASH_AT_VARIABLE", "EXIT_STATUS", "POINTS", "arm", "arm_from", "crash_point", "disarm"]
+__all__ = [
+    "CRASH_AT_VARIABLE",
+    "CRASH_ON_VARIABLE",
+    "EXIT_STATUS",
+    "POINTS",
+    "arm",
+    "arm_from",
+    "arm_message_crash_from",
+    "crash_on_message",
+    "crash_point",
+    "disarm",
+]
 
 log = logging.getLogger("mesbridge.faults")
 
 CRASH_AT_VARIABLE = "MESBRIDGE_TEST_CRASH_AT"
+CRASH_ON_VARIABLE = "MESBRIDGE_TEST_CRASH_ON"
 EXIT_STATUS = 137
 POINTS = frozenset({"mid-batch", "after-commit-before-ack", "after-publish-before-mark-sent"})
 
@@ -58,6 +79,7 @@ class _Plan:
 
 
 _plan: _Plan | None = None
+_crash_marker: bytes | None = None
 
 
 def crash_point(name: str) -> None:
@@ -72,6 +94,24 @@ def crash_point(name: str) -> None:
         # os.write, not logging: nothing buffered survives os._exit.
         os.write(2, f"mesbridge: crash point {name} reached (pass {plan.passed}): exit\n".encode())
         os._exit(EXIT_STATUS)
+
+
+def crash_on_message(body: bytes) -> None:
+    """End this (pipeline worker) process at once if ``body`` holds the armed marker."""
+    marker = _crash_marker
+    if marker is None or marker not in body:
+        return
+    os.write(2, f"mesbridge: worker {os.getpid()} hit {CRASH_ON_VARIABLE}: exit\n".encode())
+    os._exit(EXIT_STATUS)
+
+
+def arm_message_crash_from(environ: Mapping[str, str]) -> None:
+    """Arm ``crash_on_message`` from ``MESBRIDGE_TEST_CRASH_ON`` (a pipeline worker's start)."""
+    global _crash_marker  # noqa: PLW0603 - one process-wide switch, set once at start-up
+    marker = environ.get(CRASH_ON_VARIABLE, "")
+    _crash_marker = marker.encode("utf-8") if marker else None
+    if marker:
+        log.warning("TEST FACILITY: this worker ends itself on a message containing %r", marker)
 
 
 def arm(spec: str) -> None:

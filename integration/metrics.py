@@ -179,7 +179,14 @@ class Metrics:
         )
         self._consumer_errors = Counter(
             "mesbridge_consumer_errors",
-            "Unexpected errors (bugs, a dead worker process) that restarted a route's consumer.",
+            "Unexpected errors (bugs) that made a route's consumer return its batch and restart.",
+            ["route"],
+            registry=registry,
+        )
+        self._worker_deaths = Counter(
+            "mesbridge_pipeline_worker_deaths",
+            "Pipeline worker processes that died on a batch of the route (the batch was then "
+            "processed one message at a time; a message that kills a worker twice is parked).",
             ["route"],
             registry=registry,
         )
@@ -261,6 +268,10 @@ class Metrics:
         """An unexpected error made a consumer loop of ``route`` drop its batch and restart."""
         self._consumer_errors.labels(route=self._route(route)).inc()
 
+    def worker_died(self, route: str) -> None:
+        """A pipeline worker process died while processing a batch of ``route``."""
+        self._worker_deaths.labels(route=self._route(route)).inc()
+
     def published(self, destination: str, result: str, count: int = 1) -> None:
         labels = {
             "destination": _member(Destination, destination, "destination"),
@@ -291,6 +302,7 @@ class Metrics:
             self._received.labels(route=route)
             self._retries.labels(route=route)
             self._consumer_errors.labels(route=route)
+            self._worker_deaths.labels(route=route)
             self._processing.labels(route=route)
             self._end_to_end.labels(route=route)
             for outcome in Outcome:

@@ -5,18 +5,30 @@ either an ``InboundRecord`` (the input's identity and every output, for the
 store to settle with deduplication) or a ``FailedMessage`` (a permanent error,
 to park), or the ``RetryLater`` that says this message cannot take effect yet
 (the consumer loop sends it through a delay queue, integration/retry.py). Other
-transient errors (a dependency away) propagate: the consumer loop backs off.
+transient errors (a dependency away) and configuration errors propagate: the
+consumer loop backs off. An exception mesbridge did not raise on purpose (a
+defect) fails this message only: it becomes a ``ProcessingFailure`` to park,
+named with where it was raised, so the messages behind it flow (a deterministic
+defect would otherwise return the whole batch to the queue forever).
 Nothing here acknowledges, publishes or touches a channel.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.errors import ContractViolation, MesbridgeError, PermanentError, RetryLater
+from contracts.errors import (
+    ContractViolation,
+    MesbridgeError,
+    PermanentError,
+    ProcessingFailure,
+    RetryLater,
+)
 from integration.broker import Delivery
 from integration.intake import IntakeLimits, read_message
 from integration.retry import RetryState
@@ -29,7 +41,20 @@ from integration.store import (
     OutboundMessage,
 )
 
-__all__ = ["Destination", "Pipeline", "PipelineResult", "RouteSpec", "failed_message"]
+__all__ = [
+    "Destination",
+    "Pipeline",
+    "PipelineResult",
+    "RouteSpec",
+    "describe_delivery",
+    "failed_message",
+    "parked_result",
+    "unexpected_failure",
+]
+
+log = logging.getLogger("mesbridge.pipeline")
+
+_MAX_EXCEPTION_TEXT = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,7 +102,7 @@ class Pipeline:
 
     def process(self, delivery: Delivery) -> PipelineResult:
         now = self._clock()
-        source = _describe_delivery(delivery)
+        source = describe_delivery(delivery)
         contract: str | None = None
         try:
             message = read_message(delivery.body, source=source, limits=self._limits)
@@ -91,23 +116,20 @@ class Pipeline:
         except PermanentError as exc:
             if contract is None and isinstance(exc, ContractViolation):
                 contract = exc.contract  # identified, then failed its schema
-            # A message that went through the delay queues first keeps its history.
-            earlier = RetryState.of(delivery)
-            failure = failed_message(
-                delivery,
-                exc,
-                route=self._route.name,
-                contract=contract,
-                attempts=1 + earlier.attempts,
-                first_failed_at=min(earlier.first_seen or now, now),
-                last_failed_at=now,
-            )
-            return PipelineResult(
-                delivery=delivery, route=self._route.name, failure=failure, contract=contract
-            )
+            return self._parked(delivery, exc, contract, now)
+        except MesbridgeError:
+            raise  # a dependency away, or the installation is wrong: not this message's fault
+        except Exception as exc:
+            log.exception("%s: unexpected error in the pipeline step; parking the message", source)
+            return self._parked(delivery, unexpected_failure(exc, source), contract, now)
         return PipelineResult(
             delivery=delivery, route=self._route.name, record=record, contract=contract
         )
+
+    def _parked(
+        self, delivery: Delivery, error: MesbridgeError, contract: str | None, now: datetime
+    ) -> PipelineResult:
+        return parked_result(delivery, error, route=self._route.name, contract=contract, now=now)
 
     def _record(
         self, delivery: Delivery, accepted: Accepted, contract: str, now: datetime
@@ -156,6 +178,24 @@ class Pipeline:
         )
 
 
+def parked_result(
+    delivery: Delivery, error: MesbridgeError, *, route: str, contract: str | None, now: datetime
+) -> PipelineResult:
+    """The result that parks ``delivery`` for ``error``."""
+    # A message that went through the delay queues first keeps its history.
+    earlier = RetryState.of(delivery)
+    failure = failed_message(
+        delivery,
+        error,
+        route=route,
+        contract=contract,
+        attempts=1 + earlier.attempts,
+        first_failed_at=min(earlier.first_seen or now, now),
+        last_failed_at=now,
+    )
+    return PipelineResult(delivery=delivery, route=route, failure=failure, contract=contract)
+
+
 def failed_message(
     delivery: Delivery,
     error: MesbridgeError,
@@ -180,7 +220,23 @@ def failed_message(
     )
 
 
-def _describe_delivery(delivery: Delivery) -> str:
+def unexpected_failure(exc: BaseException, message_ref: str) -> ProcessingFailure:
+    """The ``ProcessingFailure`` for an exception mesbridge did not raise on purpose."""
+    text = str(exc).strip()
+    if len(text) > _MAX_EXCEPTION_TEXT:
+        text = text[:_MAX_EXCEPTION_TEXT] + f"… ({len(text)} characters; the log has all)"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    return ProcessingFailure(
+        f"mesbridge failed on this message: unexpected {type(exc).__name__}"
+        f"{': ' + text if text else ''}{where}. This is a defect in mesbridge; the traceback "
+        "is in the service log. Replay the message once it is fixed",
+        message_ref=message_ref,
+    )
+
+
+def describe_delivery(delivery: Delivery) -> str:
+    """How errors name a delivery: where it came from and its message id (or tag)."""
     ident = delivery.message_id or f"delivery {delivery.delivery_tag}"
     return f"AMQP {delivery.exchange or '(default)'}/{delivery.routing_key} message {ident}"
 

@@ -188,7 +188,13 @@ class Service:
         workers = worker_count(settings.pipeline_workers)
         exchange = f"{prefix}.out"
         self._processor = (
-            PipelinePool(settings, self.routes, exchange, workers=workers)
+            PipelinePool(
+                settings,
+                self.routes,
+                exchange,
+                workers=workers,
+                on_worker_death=metrics.worker_died,
+            )
             if workers
             else InlinePipelines(settings, self.routes, exchange)
         )

@@ -27,7 +27,12 @@ _MIB = 1024 * 1024
 
 # Variables with the prefix that are not settings (read by tools, not by the service).
 _NOT_SETTINGS = frozenset(
-    {"MESBRIDGE_TEST_AMQP_URL", "MESBRIDGE_TEST_POSTGRES_URL", "MESBRIDGE_TEST_CRASH_AT"}
+    {
+        "MESBRIDGE_TEST_AMQP_URL",
+        "MESBRIDGE_TEST_POSTGRES_URL",
+        "MESBRIDGE_TEST_CRASH_AT",
+        "MESBRIDGE_TEST_CRASH_ON",
+    }
 )
 
 

@@ -8,10 +8,16 @@ thread of the service (``forkserver``, so no thread state is copied). Each
 worker builds its own contract registry and translator from the same settings.
 
 Results come back in delivery order; a worker's exception (including a
-``TransientError``) is raised in the consumer loop as if it happened there. A
-worker process that dies breaks the whole pool (``BrokenProcessPool``): the pool
-is replaced by a new one and the error is raised, so the consumer loop returns
-its batch to the queue and tries again after backing off.
+``TransientError``) is raised in the consumer loop as if it happened there.
+
+A worker process that dies (a crash in native code, the out-of-memory killer, a
+``kill``) breaks the whole pool (``BrokenProcessPool``). The pool is replaced, and
+the batch is processed again one message at a time in a separate, single-worker
+pool, so that a message that kills the process working on it is found instead of
+returning the whole batch to the queue forever. A message that kills a fresh
+worker twice gets a ``ProcessingFailure`` result (parked; the others take effect);
+a death that does not repeat (the worker was killed from outside) costs only
+the time to process the batch again.
 """
 
 from __future__ import annotations
@@ -21,14 +27,22 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
 
-from contracts.errors import RetryLater
-from integration.bootstrap import Components
+from contracts.errors import ProcessingFailure, RetryLater
+from integration.bootstrap import LOG_FORMAT, Components
 from integration.broker import Delivery
-from integration.pipeline import Pipeline, PipelineResult, RouteSpec
+from integration.faults import arm_message_crash_from, crash_on_message
+from integration.pipeline import (
+    Pipeline,
+    PipelineResult,
+    RouteSpec,
+    describe_delivery,
+    parked_result,
+)
 from integration.settings import Settings
 from integration.store import FailedMessage, InboundRecord
 
@@ -40,6 +54,9 @@ log = logging.getLogger("mesbridge.workers")
 _pipelines: dict[str, Pipeline] = {}
 
 _Outcome = tuple[InboundRecord | None, FailedMessage | None, str | None, RetryLater | None]
+
+# A message that kills a fresh worker process this many times in a row is parked.
+_DEATHS_TO_PARK = 2
 
 
 def worker_count(setting: int) -> int:
@@ -67,16 +84,32 @@ def _initialise(settings: Settings, routes: Sequence[RouteSpec], exchange: str) 
     # drains the batch in hand and then closes the pool, so workers must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    arm_message_crash_from(os.environ)  # a test facility: integration/faults.py
     _pipelines.update(_build(settings, routes, exchange))
 
 
 def _process(route: str, deliveries: Sequence[Delivery]) -> list[_Outcome]:
     # Only what the main process lacks travels back: not the delivery it already holds.
     pipeline = _pipelines[route]
-    return [
-        (result.record, result.failure, result.contract, result.retry)
-        for result in map(pipeline.process, deliveries)
-    ]
+    outcomes: list[_Outcome] = []
+    for delivery in deliveries:
+        crash_on_message(delivery.body)
+        result = pipeline.process(delivery)
+        outcomes.append((result.record, result.failure, result.contract, result.retry))
+    return outcomes
+
+
+def _result(route: str, delivery: Delivery, outcome: _Outcome) -> PipelineResult:
+    record, failure, contract, retry = outcome
+    return PipelineResult(
+        delivery=delivery,
+        route=route,
+        record=record,
+        failure=failure,
+        contract=contract,
+        retry=retry,
+    )
 
 
 class InlinePipelines:
@@ -96,9 +129,16 @@ class PipelinePool:
     """The pipeline step in ``workers`` processes; a batch is split into one chunk per worker."""
 
     def __init__(
-        self, settings: Settings, routes: Sequence[RouteSpec], exchange: str, *, workers: int
+        self,
+        settings: Settings,
+        routes: Sequence[RouteSpec],
+        exchange: str,
+        *,
+        workers: int,
+        on_worker_death: Callable[[str], None] = lambda _route: None,
     ) -> None:
         self._workers = workers
+        self._on_worker_death = on_worker_death
         self._initargs = (settings, tuple(routes), exchange)
         self._lock = threading.Lock()
         self._executor = self._new_executor()
@@ -114,32 +154,70 @@ class PipelinePool:
             futures = [executor.submit(_process, route, chunk) for chunk in chunks]
             done = [future.result() for future in futures]
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): the pool is unusable. Replace it, and let
-            # the consumer loop log this and return its batch to the queue.
+            # A worker died: the pool is unusable. Replace it, then find out whether one of
+            # these messages is what kills it.
             self._replace(executor)
-            raise
-        results: list[PipelineResult] = []
-        for chunk, chunk_outcomes in zip(chunks, done, strict=True):
-            outcomes = zip(chunk, chunk_outcomes, strict=True)
-            for delivery, (record, failure, contract, retry) in outcomes:
-                results.append(
-                    PipelineResult(
-                        delivery=delivery,
-                        route=route,
-                        record=record,
-                        failure=failure,
-                        contract=contract,
-                        retry=retry,
-                    )
-                )
-        return results
+            self._on_worker_death(route)
+            return self._isolate(route, deliveries)
+        return [
+            _result(route, delivery, outcome)
+            for chunk, chunk_outcomes in zip(chunks, done, strict=True)
+            for delivery, outcome in zip(chunk, chunk_outcomes, strict=True)
+        ]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _new_executor(self) -> ProcessPoolExecutor:
+    def _isolate(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
+        """Each delivery alone, in a single-worker pool of this call's own: another consumer
+        loop's crash in the shared pool can then never be blamed on one of these."""
+        log.error(
+            "a pipeline worker process died on a batch of %d; processing it again one "
+            "message at a time to find a message that kills it",
+            len(deliveries),
+        )
+        alone = self._new_executor(workers=1)
+        results: list[PipelineResult] = []
+        try:
+            for delivery in deliveries:
+                result: PipelineResult | None = None
+                for _attempt in range(_DEATHS_TO_PARK):
+                    try:
+                        [outcome] = alone.submit(_process, route, [delivery]).result()
+                    except BrokenProcessPool:
+                        self._on_worker_death(route)
+                        alone.shutdown(wait=False, cancel_futures=True)
+                        alone = self._new_executor(workers=1)
+                        continue
+                    result = _result(route, delivery, outcome)
+                    break
+                results.append(result or self._killer(route, delivery))
+        finally:
+            alone.shutdown(wait=True, cancel_futures=True)
+        return results
+
+    @staticmethod
+    def _killer(route: str, delivery: Delivery) -> PipelineResult:
+        message_ref = describe_delivery(delivery)
+        log.error(
+            "%s: the pipeline worker process died on this message %d times, each time in a "
+            "fresh process; parking it",
+            message_ref,
+            _DEATHS_TO_PARK,
+        )
+        error = ProcessingFailure(
+            f"the pipeline worker process died while processing this message, "
+            f"{_DEATHS_TO_PARK} times in a fresh process (a crash in native code, or the "
+            "out-of-memory killer); parked so that the messages behind it flow. The service "
+            "log has what the worker wrote before it died. Replay the message once the cause "
+            "is fixed",
+            message_ref=message_ref,
+        )
+        return parked_result(delivery, error, route=route, contract=None, now=datetime.now(UTC))
+
+    def _new_executor(self, workers: int | None = None) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self._workers,
+            max_workers=workers or self._workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_initialise,
             initargs=self._initargs,

@@ -13,7 +13,7 @@ import click
 
 from adapters.amqp.url import mask_url
 from contracts.errors import MesbridgeError
-from integration.bootstrap import Components
+from integration.bootstrap import LOG_FORMAT, Components
 from integration.broker import Envelope, PublishResult
 from integration.cli.publishing import (
     check_broker_url,
@@ -49,9 +49,7 @@ def run(components: Components, config_file: Path | None, demo: bool) -> None:
     settings = components.settings
     if config_file is not None:
         settings = Settings.load(os.environ, config_file=config_file)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     service = Service(settings)
     try:
         arm_from(os.environ)  # a test facility: integration/faults.py

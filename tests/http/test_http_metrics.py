@@ -60,6 +60,7 @@ def _expected_at_start() -> Samples:
         expected[_key("mesbridge_messages_received_total", route=route)] = 0
         expected[_key("mesbridge_retries_total", route=route)] = 0
         expected[_key("mesbridge_consumer_errors_total", route=route)] = 0
+        expected[_key("mesbridge_pipeline_worker_deaths_total", route=route)] = 0
         for outcome in ("ok", "duplicate", "retried", "parked"):
             expected[_key("mesbridge_messages_processed_total", route=route, outcome=outcome)] = 0
         for name, buckets in (
@@ -332,7 +333,7 @@ def test_every_exported_metric_is_documented_for_operators() -> None:
     exported = {family.name + suffix.get(family.type, "") for family in registry.collect()}
     docs = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
 
-    assert len(exported) == 15
+    assert len(exported) == 16
     assert sorted(name for name in exported if f"`{name}`" not in docs) == []
 
 

@@ -210,11 +210,11 @@ def test_a_dead_worker_process_is_replaced_and_nothing_is_lost_or_parked(
     _publish(harness, [*later, waiting])
 
     harness.wait_for(harness.settled(inputs=40, parked=1), timeout_s=90)
-    errors = sum(
-        _sample(harness, "mesbridge_consumer_errors_total", route=route)
+    deaths = sum(
+        _sample(harness, "mesbridge_pipeline_worker_deaths_total", route=route)
         for route in ("process-order", "performance")
     )
-    assert errors >= 1
+    assert deaths >= 1
     assert len({delivery.message_id for delivery in harness.outputs(40)}) == 40
     store = harness.service.store
     assert store is not None

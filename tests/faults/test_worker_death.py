@@ -1,0 +1,66 @@
+"""A message that kills the pipeline worker process working on it is parked; the rest flow.
+
+The service runs with two pipeline worker processes, armed with
+``MESBRIDGE_TEST_CRASH_ON`` (integration/faults.py): a worker that is about to
+process a body containing the marker ends itself with ``os._exit(137)``, as a
+crash in native code or the out-of-memory killer would end it. Before, such a
+message returned its whole batch to the queue again and again and the route
+stalled; now the batch is processed again one message at a time, the killer is
+parked with a ``ProcessingFailure`` once it killed a fresh worker twice, and
+every other order gets its one schedule.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from tests.faults.rig import ORDER_BASE, FaultRig, order_stream, wait_until
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+ORDERS = 100
+KILLER = 57
+
+
+def test_a_message_that_kills_its_worker_is_parked_and_the_rest_flow(rig: FaultRig) -> None:
+    stream = order_stream(ORDERS, 0)
+    killer_body = dict(stream)[KILLER]
+    marker = f"<AUFNR>{ORDER_BASE + KILLER}<"  # the killer's order number: in its body only
+    assert [n for n, body in stream if marker.encode() in body] == [KILLER]
+    rig.publish(stream)
+
+    service = rig.start(PIPELINE_WORKERS="2", TEST_CRASH_ON=marker)
+
+    def settled() -> bool:
+        counts = rig.counts()
+        return (
+            counts["inbox"] == ORDERS - 1
+            and counts["failed"] == 1
+            and counts["unsent"] == 0
+            and rig.queue(rig.input_queue)[0] == 0
+        )
+
+    wait_until(settled, 120, f"{ORDERS - 1} orders settled and 1 parked", rig.seen)
+    assert service.process.poll() is None, "the service itself must survive its workers"
+    log = service.log_path.read_text(errors="replace")
+    assert log.count("hit MESBRIDGE_TEST_CRASH_ON") >= 3  # the batch, then twice alone
+    assert "processing it again one message at a time" in log
+
+    outputs = rig.drain_outputs()
+    orders = sorted(int(header) - ORDER_BASE for _, header, _ in outputs)
+    assert orders == [n for n in range(1, ORDERS + 1) if n != KILLER]
+    assert len({message_id for message_id, _, _ in outputs}) == ORDERS - 1
+
+    with rig._engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT error_class, error_text, body, route FROM failed_message")
+        ).one()
+    assert row.error_class == "ProcessingFailure"
+    assert "the pipeline worker process died while processing this message" in row.error_text
+    assert "2 times in a fresh process" in row.error_text
+    assert bytes(row.body) == killer_body
+    assert row.route == "process-order"
+    assert rig.queue(rig.topology.parked_queue)[0] == 1
+
+    assert service.stop() == 0, service.log_tail()
