@@ -114,12 +114,15 @@ class CpuReport:
 class CpuMeter:
     """Snapshot CPU ticks by role at ``start()``; ``stop(messages)`` gives a ``CpuReport``.
 
-    ``service_tree`` returns the service's pids, main process first.
+    ``service_trees`` returns, for each running service instance, its pids, main process
+    first (the mains of several instances add up in "mesbridge main").
     """
 
-    def __init__(self, *, database: str | None, service_tree: Callable[[], list[int]]) -> None:
+    def __init__(
+        self, *, database: str | None, service_trees: Callable[[], list[list[int]]]
+    ) -> None:
         self._database = database
-        self._service_tree = service_tree
+        self._service_trees = service_trees
         self._start: dict[int, tuple[str, int]] = {}
         self._start_busy = 0
         self._start_steal = 0
@@ -127,17 +130,17 @@ class CpuMeter:
 
     def _roles(self) -> dict[int, str]:
         roles: dict[int, str] = {}
-        tree = self._service_tree()
-        for index, pid in enumerate(tree):
-            command = _cmdline(pid)
-            if index == 0:
-                roles[pid] = "mesbridge main"
-            elif "resource_tracker" in command:
-                roles[pid] = "mesbridge other"
-            elif "forkserver" in command and _parent(pid) == tree[0]:
-                roles[pid] = "mesbridge forkserver"
-            else:  # forked by the forkserver, or spawned by the main process
-                roles[pid] = "mesbridge worker"
+        for tree in self._service_trees():
+            for index, pid in enumerate(tree):
+                command = _cmdline(pid)
+                if index == 0:
+                    roles[pid] = "mesbridge main"
+                elif "resource_tracker" in command:
+                    roles[pid] = "mesbridge other"
+                elif "forkserver" in command and _parent(pid) == tree[0]:
+                    roles[pid] = "mesbridge forkserver"
+                else:  # forked by the forkserver, or spawned by the main process
+                    roles[pid] = "mesbridge worker"
         roles[os.getpid()] = "bench harness"
         for pid in _all_pids():
             if pid in roles:

@@ -21,7 +21,8 @@ workers. Other load on the machine bends the msg/s figures much more than these.
 It prints figures; it asserts nothing. Options: ``--messages``, ``--memory-messages``,
 ``--latency-messages`` (0: skip), ``--database sqlite|postgres``, ``--phases N`` (1: a
 minimal 2 KB order), ``--env NAME=VALUE`` (extra service settings, e.g.
-``--env MESBRIDGE_PIPELINE_WORKERS=0``).
+``--env MESBRIDGE_PIPELINE_WORKERS=0``), ``--instances N`` (N services on the same
+queues and database, DESIGN §6).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def raw_pass_through(bodies: list[bytes]) -> tuple[float, CpuReport]:
             ch.stop_consuming()
 
     channel.basic_consume(source, on_message)
-    meter = CpuMeter(database=None, service_tree=list)
+    meter = CpuMeter(database=None, service_trees=list)
     started = time.perf_counter()
     meter.start(started)
     channel.start_consuming()
@@ -174,7 +175,7 @@ class RunningService:
     # Extra settings for every service the bench starts (``--env``).
     extra_env: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, database_url: str, prefix: str) -> None:
+    def __init__(self, database_url: str, prefix: str, *, wait: bool = True) -> None:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MESBRIDGE_")},
             "MESBRIDGE_BROKER_URL": AMQP_URL,
@@ -193,9 +194,9 @@ class RunningService:
             text=True,
         )
         self.log: list[str] = []
-        self._ready = threading.Event()
+        self.ready = threading.Event()
         threading.Thread(target=self._read_log, daemon=True).start()
-        if not self._ready.wait(60):
+        if wait and not self.ready.wait(60):
             self.stop()
             raise RuntimeError("the service did not start:\n" + "".join(self.log[-20:]))
 
@@ -204,7 +205,7 @@ class RunningService:
         for line in self.process.stderr:
             self.log.append(line)
             if "mesbridge running" in line:
-                self._ready.set()
+                self.ready.set()
 
     def tree(self) -> list[int]:
         """The service and every process below it (forkserver, pipeline workers)."""
@@ -242,6 +243,45 @@ class RunningService:
             self.process.kill()
 
 
+class Services:
+    """``--instances`` copies of ``mesbridge run`` on the same queues and database.
+
+    DESIGN §6: instances are competing consumers that share PostgreSQL. On a small host,
+    several instances with in-thread pipelines (``--env MESBRIDGE_PIPELINE_WORKERS=0``)
+    are an alternative to one instance with worker processes; this measures both.
+    """
+
+    count: ClassVar[int] = 1
+
+    def __init__(self, database_url: str, prefix: str) -> None:
+        # Returns once the first instance runs: the timed window starts before any input is
+        # consumed, and the others' start-up CPU is inside it (a conservative figure).
+        self.instances = [
+            RunningService(database_url, prefix, wait=False) for _ in range(self.count)
+        ]
+        deadline = time.monotonic() + 60
+        while not any(instance.ready.is_set() for instance in self.instances):
+            exited = [i for i in self.instances if i.process.poll() is not None]
+            if exited or time.monotonic() > deadline:
+                self.stop()
+                log = "".join(exited[0].log[-20:]) if exited else "(still starting after 60 s)"
+                raise RuntimeError("the service did not start:\n" + log)
+            time.sleep(0.01)
+
+    def trees(self) -> list[list[int]]:
+        return [instance.tree() for instance in self.instances]
+
+    def peak_rss_mib(self) -> float:
+        return sum(instance.peak_rss_mib() for instance in self.instances)
+
+    def rss_mib(self) -> float:
+        return sum(instance.rss_mib() for instance in self.instances)
+
+    def stop(self) -> None:
+        for instance in self.instances:
+            instance.stop()
+
+
 def declare_only(prefix: str, database_url: str) -> None:
     """Let the service declare its topology once, then stop it, so inputs can be preloaded."""
     RunningService(database_url, prefix).stop()
@@ -263,8 +303,8 @@ def service_throughput(
     preload(f"{prefix}.in", "sap.LOIPRO", bodies)
     # One connection for all polls: a connection per poll would cost RabbitMQ CPU in the window.
     connection, channel = _channel()
-    service = RunningService(database_url, prefix)
-    meter = CpuMeter(database=database_url.rsplit("/", 1)[-1], service_tree=service.tree)
+    service = Services(database_url, prefix)
+    meter = CpuMeter(database=database_url.rsplit("/", 1)[-1], service_trees=service.trees)
     started = time.perf_counter()  # from "running": start-up (migrations, schema checks) excluded
     meter.start(started)
     try:
@@ -285,7 +325,7 @@ def service_latency(
     database_url: str, prefix: str, first: int, count: int, rate: float
 ) -> tuple[float, float]:
     purge(f"{prefix}.to-pasx")
-    service = RunningService(database_url, prefix)
+    service = Services(database_url, prefix)
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     done = threading.Event()
@@ -331,7 +371,7 @@ def service_latency(
 
 def memory_run(database_url: str, prefix: str, total: int) -> list[tuple[int, float, float]]:
     purge(f"{prefix}.to-pasx")
-    service = RunningService(database_url, prefix)
+    service = Services(database_url, prefix)
     checkpoints: list[tuple[int, float, float]] = []
     chunk = 5000
     number = 10_000_000
@@ -394,8 +434,16 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="an extra MESBRIDGE_* setting for the service (repeatable)",
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="service instances on the same queues and database (with "
+        "--env MESBRIDGE_PIPELINE_WORKERS=0: one process each, no worker processes)",
+    )
     args = parser.parse_args()
     RunningService.extra_env = dict(item.split("=", 1) for item in args.env)
+    Services.count = args.instances
     OrderShape.phases = args.phases
     kind = args.database or ("postgres" if postgres_reachable() else "sqlite")
     bodies = [realistic_order(n) for n in range(1, args.messages + 1)]
@@ -406,6 +454,8 @@ def main() -> None:
         f"({args.phases} phases, {components} components)"
     )
     extra = f", {' '.join(args.env)}" if args.env else ""
+    if args.instances > 1:
+        extra += f", {args.instances} service instances"
     print(f"  broker {AMQP_URL.split('@')[-1]}, database {kind}{extra}")
     raw, raw_cpu = raw_pass_through(bodies)
     print(f"  raw pika consume -> publish -> ack:   {raw:8.0f} msg/s")
