@@ -49,7 +49,6 @@ __all__ = [
     "describe_delivery",
     "failed_message",
     "parked_result",
-    "unexpected_failure",
 ]
 
 log = logging.getLogger("mesbridge.pipeline")
@@ -121,7 +120,7 @@ class Pipeline:
             raise  # a dependency away, or the installation is wrong: not this message's fault
         except Exception as exc:
             log.exception("%s: unexpected error in the pipeline step; parking the message", source)
-            return self._parked(delivery, unexpected_failure(exc, source), contract, now)
+            return self._parked(delivery, _unexpected_failure(exc, source), contract, now)
         return PipelineResult(
             delivery=delivery, route=self._route.name, record=record, contract=contract
         )
@@ -220,7 +219,7 @@ def failed_message(
     )
 
 
-def unexpected_failure(exc: BaseException, message_ref: str) -> ProcessingFailure:
+def _unexpected_failure(exc: BaseException, message_ref: str) -> ProcessingFailure:
     """The ``ProcessingFailure`` for an exception mesbridge did not raise on purpose."""
     text = str(exc).strip()
     if len(text) > _MAX_EXCEPTION_TEXT:

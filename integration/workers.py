@@ -191,7 +191,7 @@ class PipelinePool:
                         continue
                     result = _result(route, delivery, outcome)
                     break
-                results.append(result or self._killer(route, delivery))
+                results.append(self._killer(route, delivery) if result is None else result)
         finally:
             alone.shutdown(wait=True, cancel_futures=True)
         return results

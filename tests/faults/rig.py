@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.brokers import connect_broker
 from integration.service import build_topology, performance_route, process_order_route
+from integration.store.failed import FailedMessages
 from tests.support.idoc_factory import OrderSpec, build_loipro
 from tests.support.rabbit import delete_service_topology
 
@@ -272,6 +273,10 @@ class FaultRig:
                     ("failed", "SELECT count(*) FROM failed_message"),
                 )
             }
+
+    def failed_messages(self) -> FailedMessages:
+        """The failed-message store of this test's database, as the analyst's CLI reads it."""
+        return FailedMessages(self._engine)
 
     @contextlib.contextmanager
     def channel(self, url: str | None = None) -> Iterator[BlockingChannel]:

@@ -13,7 +13,6 @@ every other order gets its one schedule.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from tests.faults.rig import ORDER_BASE, FaultRig, order_stream, wait_until
 
@@ -52,15 +51,15 @@ def test_a_message_that_kills_its_worker_is_parked_and_the_rest_flow(rig: FaultR
     assert orders == [n for n in range(1, ORDERS + 1) if n != KILLER]
     assert len({message_id for message_id, _, _ in outputs}) == ORDERS - 1
 
-    with rig._engine.connect() as connection:
-        row = connection.execute(
-            text("SELECT error_class, error_text, body, route FROM failed_message")
-        ).one()
-    assert row.error_class == "ProcessingFailure"
-    assert "the pipeline worker process died while processing this message" in row.error_text
-    assert "2 times in a fresh process" in row.error_text
-    assert bytes(row.body) == killer_body
-    assert row.route == "process-order"
+    failed = rig.failed_messages()
+    (summary,) = failed.find()
+    assert summary.error_class == "ProcessingFailure"
+    assert "the pipeline worker process died while processing this message" in summary.error_text
+    assert "2 times in a fresh process" in summary.error_text
+    assert summary.route == "process-order"
+    assert summary.order_numbers == (str(ORDER_BASE + KILLER),)
+    detail = failed.get(summary.id)
+    assert detail is not None and detail.body == killer_body
     assert rig.queue(rig.topology.parked_queue)[0] == 1
 
     assert service.stop() == 0, service.log_tail()
