@@ -31,6 +31,7 @@ from contracts.errors import (
     UnusableInput,
 )
 from contracts.registry import Contract, ContractRegistry, describe_message
+from integration import lockstep
 from integration.intake import JsonMessage, XmlMessage
 from transforms.b2mml_performance import performance_report
 from transforms.b2mml_schedule import (
@@ -192,6 +193,12 @@ class Translator:
         A target this input has nothing for is skipped (a route may serve several kinds
         of input); an input with no output at all for the route's targets is refused.
         """
+        return lockstep.run(self.translate_steps(accepted, targets, created_at=created_at))
+
+    def translate_steps(
+        self, accepted: Accepted, targets: Iterable[Target], *, created_at: datetime
+    ) -> lockstep.Steps[Translation]:
+        """``translate``, yielding between mapping, rendering and validating (lockstep.py)."""
         wanted = [target for target in targets if target in self.targets(accepted)]
         if not wanted:
             raise MappingError(
@@ -201,15 +208,15 @@ class Translator:
             )
         if _is_process_order(accepted.contract):
             orders = self.orders(accepted)
+            yield
+            outputs: list[Output] = []
+            for target in wanted:
+                outputs += yield from self._output_steps(
+                    accepted, target, created_at=created_at, orders=orders
+                )
             return Translation(
                 idempotency_key=_process_order_key(orders),
-                outputs=tuple(
-                    output
-                    for target in wanted
-                    for output in self.outputs(
-                        accepted, target, created_at=created_at, orders=orders
-                    )
-                ),
+                outputs=tuple(outputs),
                 order_contexts=tuple(order_context(order) for order in orders),
             )
         report = self.report(accepted)
@@ -344,6 +351,21 @@ class Translator:
 
         ``orders`` saves parsing again when the caller already has ``self.orders(accepted)``.
         """
+        return lockstep.run(
+            self._output_steps(
+                accepted, target, created_at=created_at, combine=combine, orders=orders
+            )
+        )
+
+    def _output_steps(
+        self,
+        accepted: Accepted,
+        target: Target,
+        *,
+        created_at: datetime,
+        combine: bool = False,
+        orders: Sequence[ProcessOrder] | None = None,
+    ) -> lockstep.Steps[list[Output]]:
         supported = self.targets(accepted)
         if target is Target.SAP and target in supported:
             report = self.report(accepted)
@@ -360,36 +382,45 @@ class Translator:
         if orders is None:
             orders = self.orders(accepted)
         groups = [list(orders)] if combine else [[order] for order in orders]
-        render: Callable[[Sequence[ProcessOrder], datetime], Output] = (
-            self._pasx if target is Target.PASX else self._tulip
-        )
         try:
-            return [render(group, created_at) for group in groups]
+            if target is Target.PASX:
+                return (yield from self._pasx(groups, created_at))
+            return [self._tulip(group) for group in groups]
         except MesbridgeError as exc:
             raise exc.with_message_ref(accepted.message_ref) from exc
 
     # -- renderers ----------------------------------------------------------------
 
-    def _pasx(self, orders: Sequence[ProcessOrder], created_at: datetime) -> Output:
+    def _pasx(
+        self, groups: Sequence[Sequence[ProcessOrder]], created_at: datetime
+    ) -> lockstep.Steps[list[Output]]:
         contract_key, routing_key, noun = _PASX_OUTPUTS[self._pasx_version]
-        written = write_pasx_schedule(
-            orders, self._profile, created_at=created_at, version=self._pasx_version
-        )
-        # The tree was parsed from the very bytes sent: valid tree, valid message.
-        document, body = written.root, written.body
-        self._registry.validate_xml(document, self._registry.get(contract_key))
-        return Output(
-            target=Target.PASX,
-            contract=contract_key,
-            message_id=_bodid(document),
-            routing_key=routing_key,
-            body=body,
-            content_type="application/xml",
-            file_name=f"{_stem(orders)}.{noun}.{self._pasx_version}.xml",
-            order_numbers=tuple(order.order_number for order in orders),
-        )
+        written = [
+            write_pasx_schedule(
+                orders, self._profile, created_at=created_at, version=self._pasx_version
+            )
+            for orders in groups
+        ]
+        yield
+        contract = self._registry.get(contract_key)
+        for document in written:
+            # The tree was parsed from the very bytes sent: valid tree, valid message.
+            self._registry.validate_xml(document.root, contract)
+        return [
+            Output(
+                target=Target.PASX,
+                contract=contract_key,
+                message_id=_bodid(document.root),
+                routing_key=routing_key,
+                body=document.body,
+                content_type="application/xml",
+                file_name=f"{_stem(orders)}.{noun}.{self._pasx_version}.xml",
+                order_numbers=tuple(order.order_number for order in orders),
+            )
+            for orders, document in zip(groups, written, strict=True)
+        ]
 
-    def _tulip(self, orders: Sequence[ProcessOrder], created_at: datetime) -> Output:
+    def _tulip(self, orders: Sequence[ProcessOrder]) -> Output:
         contract_key, routing_key = _TULIP_OUTPUT
         contract = self._registry.get(contract_key)
         records = [order_to_tulip_record(order, self._profile) for order in orders]

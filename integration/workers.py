@@ -91,13 +91,12 @@ def _initialise(settings: Settings, routes: Sequence[RouteSpec], exchange: str) 
 
 def _process(route: str, deliveries: Sequence[Delivery]) -> list[_Outcome]:
     # Only what the main process lacks travels back: not the delivery it already holds.
-    pipeline = _pipelines[route]
-    outcomes: list[_Outcome] = []
     for delivery in deliveries:
         crash_on_message(delivery.body)
-        result = pipeline.process(delivery)
-        outcomes.append((result.record, result.failure, result.contract, result.retry))
-    return outcomes
+    return [
+        (result.record, result.failure, result.contract, result.retry)
+        for result in _pipelines[route].process_many(deliveries)
+    ]
 
 
 def _result(route: str, delivery: Delivery, outcome: _Outcome) -> PipelineResult:
@@ -119,7 +118,7 @@ class InlinePipelines:
         self._pipelines = _build(settings, routes, exchange)
 
     def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
-        return [self._pipelines[route].process(delivery) for delivery in deliveries]
+        return self._pipelines[route].process_many(deliveries)
 
     def close(self) -> None:
         """Nothing to release."""

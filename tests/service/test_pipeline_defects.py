@@ -17,6 +17,7 @@ import pytest
 
 from contracts.errors import ConfigurationError, TransientError
 from integration.broker import Delivery
+from integration.lockstep import Steps
 from integration.routes import Accepted, Translation, Translator
 from tests.support.idoc_factory import OrderSpec, build_loipro
 from tests.support.pipelines import process_order_pipeline
@@ -32,19 +33,22 @@ def _delivery() -> Delivery:
     )
 
 
-def _broken_translate(error: BaseException) -> Callable[..., Translation]:
-    def translate(
+def _broken_translate(error: BaseException) -> Callable[..., Steps[Translation]]:
+    def translate_steps(
         self: Translator, accepted: Accepted, targets: object, *, created_at: datetime
-    ) -> Translation:
+    ) -> Steps[Translation]:
         raise error
+        yield  # a generator, as the one it replaces
 
-    return translate
+    return translate_steps
 
 
 def test_an_unexpected_exception_parks_the_message_naming_the_defect(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(Translator, "translate", _broken_translate(ZeroDivisionError("x / 0")))
+    monkeypatch.setattr(
+        Translator, "translate_steps", _broken_translate(ZeroDivisionError("x / 0"))
+    )
 
     result = process_order_pipeline().process(_delivery())
 
@@ -56,7 +60,7 @@ def test_an_unexpected_exception_parks_the_message_naming_the_defect(
     text = failure.error_text
     assert text.startswith("AMQP mesbridge.in/sap.LOIPRO message sap-42: ")
     assert "mesbridge failed on this message: unexpected ZeroDivisionError: x / 0 at " in text
-    assert "test_pipeline_defects.py" in text and "in translate" in text
+    assert "test_pipeline_defects.py" in text and "in translate_steps" in text
     assert "Replay the message once it is fixed" in text
     assert failure.body == _delivery().body
     assert failure.order_numbers == ("4711",)
@@ -65,7 +69,7 @@ def test_an_unexpected_exception_parks_the_message_naming_the_defect(
 def test_a_very_long_exception_text_is_shortened_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(Translator, "translate", _broken_translate(KeyError("k" * 2000)))
+    monkeypatch.setattr(Translator, "translate_steps", _broken_translate(KeyError("k" * 2000)))
 
     failure = process_order_pipeline().process(_delivery()).failure
 
@@ -82,7 +86,7 @@ def test_a_very_long_exception_text_is_shortened_and_says_so(
 def test_errors_raised_on_purpose_still_propagate(
     monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
-    monkeypatch.setattr(Translator, "translate", _broken_translate(error))
+    monkeypatch.setattr(Translator, "translate_steps", _broken_translate(error))
 
     with pytest.raises(type(error)):
         process_order_pipeline().process(_delivery())
