@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -55,6 +56,9 @@ _pipelines: dict[str, Pipeline] = {}
 
 _Outcome = tuple[InboundRecord | None, FailedMessage | None, str | None, RetryLater | None]
 
+# A worker whose main process is gone exits with this status: not 0, nobody asked it to.
+_ORPHANED_EXIT_STATUS = 75
+
 # A message that kills a fresh worker process this many times in a row is parked.
 _DEATHS_TO_PARK = 2
 
@@ -84,9 +88,29 @@ def _initialise(settings: Settings, routes: Sequence[RouteSpec], exchange: str) 
     # drains the batch in hand and then closes the pool, so workers must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with_main_process()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     arm_message_crash_from(os.environ)  # a test facility: integration/faults.py
     _pipelines.update(_build(settings, routes, exchange))
+
+
+def _exit_with_main_process() -> None:
+    """End this worker when the main process is gone, however it went.
+
+    A pool's workers wait on a queue whose write end they hold themselves, so they never
+    see the main process die: after a ``kill -9`` or a crash of the main process they
+    would wait forever, each holding its memory. The parent's sentinel is a pipe whose
+    other end only the main process holds; it reads end-of-file when that process is gone.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(_ORPHANED_EXIT_STATUS)
+
+    threading.Thread(target=watch, name="exit-with-main-process", daemon=True).start()
 
 
 def _process(route: str, deliveries: Sequence[Delivery]) -> list[_Outcome]:

@@ -12,6 +12,10 @@ every other order gets its one schedule.
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import pytest
 
 from tests.faults.rig import ORDER_BASE, FaultRig, order_stream, wait_until
@@ -63,3 +67,40 @@ def test_a_message_that_kills_its_worker_is_parked_and_the_rest_flow(rig: FaultR
     assert rig.queue(rig.topology.parked_queue)[0] == 1
 
     assert service.stop() == 0, service.log_tail()
+
+
+def _process_group(pgid: int) -> list[int]:
+    """Every live process in process group ``pgid`` (zombies are gone already)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_workers_exit_when_the_main_process_is_killed_alone(rig: FaultRig) -> None:
+    # The out-of-memory killer or a crash ends the main process only; its pipeline
+    # workers (and the forkserver that started them) must not live on as orphans.
+    service = rig.start(PIPELINE_WORKERS="2")
+    group = service.pid  # the service runs in a session of its own: its group is its pid
+    wait_until(
+        lambda: len(_process_group(group)) >= 4,
+        30,
+        "the service, its forkserver and 2 pipeline workers",
+        lambda: f"process group {group}: {_process_group(group)}",
+    )
+
+    os.kill(service.pid, signal.SIGKILL)
+    service.process.wait(30)
+
+    wait_until(
+        lambda: _process_group(group) == [],
+        15,
+        "every process the service started gone with it",
+        lambda: f"still running in process group {group}: {_process_group(group)}",
+    )
