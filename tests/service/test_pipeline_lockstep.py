@@ -135,8 +135,10 @@ def test_lockstep_groups_are_bounded_in_messages_and_in_input_bytes() -> None:
         return [len(group) for group in _lockstep_groups(batch)]
 
     assert group_sizes(deliveries(*[100] * 40)) == [16, 16, 8]
+    # Realistic orders of 9 KB: five to a group.
+    assert group_sizes(deliveries(*[9_300] * 12)) == [5, 5, 2]
     # A message too large to share a group with its neighbours goes alone.
     assert group_sizes(deliveries(100, 2_000_000, 100, 100)) == [1, 1, 2]
-    assert group_sizes(deliveries(600_000, 600_000, 600_000)) == [1, 1, 1]
-    assert group_sizes(deliveries(400_000, 400_000, 400_000)) == [2, 1]
+    assert group_sizes(deliveries(30_000, 30_000, 30_000)) == [1, 1, 1]
+    assert group_sizes(deliveries(20_000, 20_000, 20_000)) == [2, 1]
     assert group_sizes([]) == []
