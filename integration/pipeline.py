@@ -32,6 +32,7 @@ from contracts.errors import (
 from integration import lockstep
 from integration.broker import Delivery
 from integration.intake import IntakeLimits, read_message
+from integration.replay import REPLAY_HEADER
 from integration.retry import RetryState
 from integration.routes import Accepted, Output, Target, Translation, Translator
 from integration.store import (
@@ -83,6 +84,9 @@ class PipelineResult:
     contract: str | None = None
     # This message cannot take effect yet: retry it through a delay queue.
     retry: RetryLater | None = None
+    # Its exact bytes took effect before, under this idempotency key (ConsumerLoop): a
+    # duplicate, found before the pipeline step.
+    duplicate_of: str | None = None
 
 
 class Pipeline:
@@ -296,7 +300,7 @@ def _header_text(value: Any) -> str:
 
 def _replay_of(delivery: Delivery) -> int | None:
     """The failed_message id in header ``x-replay-of`` (``mesbridge failed replay``), if valid."""
-    raw = delivery.headers.get("x-replay-of")
+    raw = delivery.headers.get(REPLAY_HEADER)
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", errors="replace")
     text = str(raw).strip() if raw is not None else ""

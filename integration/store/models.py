@@ -129,6 +129,9 @@ inbox = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("settled_at", UTCDateTime(), nullable=False),
     UniqueConstraint("idempotency_key"),
+    # 0005: the consumer loop finds inputs whose exact bytes took effect before (duplicates)
+    # before it transforms them.
+    Index("ix_inbox_content_sha256", "content_sha256"),
 )
 
 outbox = Table(

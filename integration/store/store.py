@@ -359,6 +359,28 @@ class Store:
             return None
         return InboxEntry(**row._asdict())
 
+    def settled_contents(self, hashes: Collection[str]) -> dict[str, str]:
+        """Of ``hashes`` (SHA-256 of inputs' bytes), each one an inbox row was settled with,
+        mapped to that row's idempotency key.
+
+        An input whose exact bytes took effect before is a duplicate: its key is read from
+        those bytes, so settling it would find the same key with the same content. Asking
+        first spares validating and transforming it again (``ConsumerLoop``).
+        """
+        wanted = sorted(set(hashes))
+        found: dict[str, str] = {}
+        with (
+            translate_errors("reading the inbox", database=self._database),
+            self._engine.connect() as connection,
+        ):
+            connection.execution_options(**READ_ONLY)
+            for chunk in _chunks(wanted):
+                query = select(inbox.c.content_sha256, inbox.c.idempotency_key).where(
+                    inbox.c.content_sha256.in_(chunk)
+                )
+                found.update(connection.execute(query).all())
+        return found
+
     def pending_outbox(self, *, limit: int, destination: str | None = None) -> list[OutboxRow]:
         """Claim up to ``limit`` unsent rows, oldest first, for this instance's lease.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ from tests.service.conftest import Harness
 from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, build_loipro
 
 NS = {"b": "http://www.mesa.org/xml/B2MML-V0600"}
+DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "integration/defaults/mapping.toml"
+_KILOGRAMS = '[[units]]\nsap = "KG"\niso = "KGM"\npasx = "KG"\ntulip = "kg"\n'
 
 
 def _order(number: int, quantity: str = "41.250") -> bytes:
@@ -131,3 +134,47 @@ def test_readiness_and_health(make_service: Callable[..., Harness]) -> None:
         "route process-order": "ok",
         "route performance": "ok",
     }
+
+
+def test_an_input_that_took_effect_before_is_a_duplicate_without_being_transformed_again(
+    make_service: Callable[..., Harness], tmp_path: Path
+) -> None:
+    # DESIGN §1: deduplicate, then validate and transform. Proven by a mapping under which
+    # the repeated order could no longer be transformed: it must still count as the
+    # duplicate it is, not be parked for a mapping gap.
+    first = make_service()
+    taken = _order(1)
+    first.publish([taken])
+    first.wait_for(first.settled(inputs=1))
+    assert len(first.outputs(1)) == 1
+    first.close()
+    first.service.stop()
+    default = DEFAULT_MAPPING.read_text(encoding="utf-8")
+    assert _KILOGRAMS in default
+    site_mapping = tmp_path / "mapping.toml"
+    site_mapping.write_text(default.replace(_KILOGRAMS, ""), encoding="utf-8")
+
+    second = make_service(mapping_file=str(site_mapping))
+    new = _order(2)
+    second.publish([taken, new])  # SAP sends order 1 again; order 2 is new, also in KG
+
+    registry = second.service.metrics_registry
+    second.wait_for(
+        lambda: (
+            registry.get_sample_value(
+                "mesbridge_messages_processed_total",
+                {"route": "process-order", "outcome": "duplicate"},
+            )
+            == 1.0
+        )
+    )
+    second.wait_for(second.settled(inputs=1, parked=1))
+    store = second.service.store
+    assert store is not None
+    only = store.get_failure(1)
+    assert only is not None
+    assert only.error_class == "MappingError"
+    assert only.body == new
+    assert store.get_failure(2) is None
+    assert second.count("inbox") == 1
+    assert second.outputs(0, timeout_s=0.5) == []

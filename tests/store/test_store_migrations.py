@@ -48,10 +48,10 @@ def tables(engine: Engine) -> set[str]:
 
 def test_upgrade_downgrade_upgrade(engine: Engine) -> None:
     assert current_revision(engine) is None
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert tables(engine) >= STORE_TABLES
     assert schema_differences(engine, metadata) == []
 
@@ -61,7 +61,7 @@ def test_upgrade_downgrade_upgrade(engine: Engine) -> None:
 
     upgrade(engine)
     upgrade(engine)  # already at head: nothing to do
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert schema_differences(engine, metadata) == []
 
 
@@ -108,7 +108,7 @@ def test_instances_starting_together_migrate_once(database_url: str, engine: Eng
         thread.join(timeout=120)
 
     assert not errors, errors
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert schema_differences(engine, metadata) == []
 
 
@@ -117,12 +117,12 @@ def test_operator_commands(database_url: str, capsys: pytest.CaptureFixture[str]
     assert "current: none (empty database)" in capsys.readouterr().out
 
     assert main(["--url", database_url, "upgrade"]) == 0
-    assert "is at revision 0004" in capsys.readouterr().out
+    assert "is at revision 0005" in capsys.readouterr().out
 
     assert main(["--url", database_url, "current"]) == 0
     shown = capsys.readouterr().out
-    assert "current: 0004" in shown
-    assert "head:    0004" in shown
+    assert "current: 0005" in shown
+    assert "head:    0005" in shown
 
     assert main(["--url", database_url, "downgrade", "base"]) == 0
     assert "is at revision none" in capsys.readouterr().out

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from integration.store import InboundRecord, SettleOutcome, Store
+from tests.store.conftest import sha256
 
 ACCEPTED, DUPLICATE, CONFLICT = (
     SettleOutcome.ACCEPTED,
@@ -51,6 +52,26 @@ def test_an_accepted_input_leaves_its_outputs_pending(
         "sap-idoc/LOIPRO01/1",
         f"amqp-{KEY}",
     )
+
+
+def test_settled_contents_names_the_key_each_known_content_was_settled_under(
+    store: Store, make_record: RecordFactory
+) -> None:
+    first = make_record(KEY, body=b"<IDOC>1</IDOC>")
+    second = make_record(KEY.replace("815001", "815002"), body=b"<IDOC>2</IDOC>")
+    conflicting = make_record(KEY, body=b"<IDOC>1, changed</IDOC>")
+    assert store.settle_batch([first, second, conflicting]) == [ACCEPTED, ACCEPTED, CONFLICT]
+    never_seen = sha256(b"<IDOC>3</IDOC>")
+
+    found = store.settled_contents(
+        [first.content_sha256, never_seen, second.content_sha256, conflicting.content_sha256]
+    )
+
+    assert found == {
+        first.content_sha256: first.idempotency_key,
+        second.content_sha256: second.idempotency_key,
+    }
+    assert store.settled_contents([]) == {}
 
 
 def test_an_input_without_outputs_is_still_remembered(
