@@ -39,6 +39,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
     any_,
     bindparam,
     func,
@@ -374,6 +375,14 @@ class Store:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**READ_ONLY)
+            if self._dialect == "postgresql":
+                # One array parameter, as in _update_unsent: an IN list of a batch's hundred
+                # hashes cost the client ~8 µs per hash to bind.
+                listed = bindparam("hashes", wanted, type_=postgresql.ARRAY(String()))
+                query = select(inbox.c.content_sha256, inbox.c.idempotency_key).where(
+                    inbox.c.content_sha256 == any_(listed)
+                )
+                return dict(connection.execute(query).all())
             for chunk in _chunks(wanted):
                 query = select(inbox.c.content_sha256, inbox.c.idempotency_key).where(
                     inbox.c.content_sha256.in_(chunk)
