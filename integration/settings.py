@@ -61,7 +61,8 @@ class Settings:
     prefetch: int = 200
     # Consumer loops per route: while one settles its batch, another's is being processed.
     consumers: int = 2
-    # Processes for the CPU-bound pipeline step: -1 one per CPU (none on one CPU), 0 in-thread.
+    # Processes for the CPU-bound pipeline step: -1 one per usable CPU (integration/cpus.py),
+    # 0 in-thread (no guard against a message that crashes the process).
     pipeline_workers: int = -1
     # Names of exchanges and queues: <prefix>.in, <prefix>.out, <prefix>.parked, ...
     topology_prefix: str = "mesbridge"

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from contracts.errors import ProcessingFailure, RetryLater
 from integration.bootstrap import LOG_FORMAT, Components
 from integration.broker import Delivery
+from integration.cpus import usable_cpus
 from integration.faults import arm_message_crash_from, crash_on_message
 from integration.pipeline import (
     Pipeline,
@@ -63,12 +64,16 @@ _ORPHANED_EXIT_STATUS = 75
 _DEATHS_TO_PARK = 2
 
 
-def worker_count(setting: int) -> int:
-    """-1: one worker per CPU, none on a single CPU; 0: run in the consumer thread."""
+def worker_count(setting: int, *, cpus: Callable[[], int] = usable_cpus) -> int:
+    """-1: one worker per CPU this process may use (at least one); 0: the consumer thread.
+
+    One worker even on a single CPU: a message that crashes the process working on it
+    (native code, the out-of-memory killer) then costs a worker, is found and parked,
+    where in the consumer thread it would end the service on every redelivery.
+    """
     if setting >= 0:
         return setting
-    cpus = os.cpu_count() or 1
-    return cpus if cpus > 1 else 0
+    return max(1, cpus())
 
 
 def _build(settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> dict[str, Pipeline]:
