@@ -20,7 +20,8 @@ workers. Other load on the machine bends the msg/s figures much more than these.
 
 It prints figures; it asserts nothing. Options: ``--messages``, ``--memory-messages``,
 ``--latency-messages`` (0: skip), ``--database sqlite|postgres``, ``--phases N`` (1: a
-minimal 2 KB order), ``--env NAME=VALUE`` (extra service settings, e.g.
+minimal 2 KB order), ``--repeats N`` (N inputs sent twice, byte for byte, shuffled in;
+msg/s then counts every input message), ``--env NAME=VALUE`` (extra service settings, e.g.
 ``--env MESBRIDGE_PIPELINE_WORKERS=0``), ``--instances N`` (N services on the same
 queues and database, DESIGN §6).
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -298,8 +300,9 @@ def purge(queue: str) -> None:
 
 
 def service_throughput(
-    database_url: str, prefix: str, bodies: list[bytes]
+    database_url: str, prefix: str, bodies: list[bytes], orders: int
 ) -> tuple[float, CpuReport]:
+    """Input messages per second, timed until ``orders`` schedules (one per order) are out."""
     preload(f"{prefix}.in", "sap.LOIPRO", bodies)
     # One connection for all polls: a connection per poll would cost RabbitMQ CPU in the window.
     connection, channel = _channel()
@@ -310,7 +313,7 @@ def service_throughput(
     try:
         while True:
             depth = channel.queue_declare(f"{prefix}.to-pasx", passive=True).method.message_count
-            if depth >= len(bodies):
+            if depth >= orders:
                 break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
@@ -428,6 +431,13 @@ def main() -> None:
         help="phases per order (12: ~9 KB with 15 components; 1: ~2.4 KB with 2 components)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=0,
+        help="inputs sent a second time, byte for byte (SAP sending an IDoc again), "
+        "shuffled among the orders; both timed runs get the same messages",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -446,12 +456,15 @@ def main() -> None:
     Services.count = args.instances
     OrderShape.phases = args.phases
     kind = args.database or ("postgres" if postgres_reachable() else "sqlite")
-    bodies = [realistic_order(n) for n in range(1, args.messages + 1)]
-    size = statistics.mean(len(body) for body in bodies)
+    orders = [realistic_order(n) for n in range(1, args.messages + 1)]
+    bodies = orders + [orders[i % len(orders)] for i in range(args.repeats)]
+    random.Random(args.repeats).shuffle(bodies)  # a repeat may come before its first copy
+    size = statistics.mean(len(body) for body in orders)
     components = sum(2 if p <= 3 else 1 for p in range(1, args.phases + 1))
     print(
         f"mesbridge bench: {args.messages} process orders of {size / 1024:.1f} KB "
         f"({args.phases} phases, {components} components)"
+        + (f", and {args.repeats} repeats of them" if args.repeats else "")
     )
     extra = f", {' '.join(args.env)}" if args.env else ""
     if args.instances > 1:
@@ -463,7 +476,7 @@ def main() -> None:
     with database(kind) as database_url:
         try:
             declare_only(prefix, database_url)
-            route, route_cpu = service_throughput(database_url, prefix, bodies)
+            route, route_cpu = service_throughput(database_url, prefix, bodies, len(orders))
             print(f"  process-order route, end to end:      {route:8.0f} msg/s")
             print(
                 f"  ratio route / raw:                    {route / raw:8.2f}"
