@@ -262,8 +262,6 @@ class ConsumerLoop:
             self._database_failed = True
             raise
         known = {index: settled[h] for index, h in hashes.items() if h in settled}
-        if not known:
-            return self._processor.process(route, deliveries)
         fresh = [d for index, d in enumerate(deliveries) if index not in known]
         processed = iter(self._processor.process(route, fresh) if fresh else [])
         return [

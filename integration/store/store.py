@@ -369,24 +369,21 @@ class Store:
         first spares validating and transforming it again (``ConsumerLoop``).
         """
         wanted = sorted(set(hashes))
+        columns = select(inbox.c.content_sha256, inbox.c.idempotency_key)
+        if self._dialect == "postgresql":
+            # One array parameter, as in _update_unsent: a batch of 100 hashes measured
+            # 501-713 µs of client CPU this way, 853 µs as an IN list of 100 placeholders.
+            listed = bindparam("hashes", wanted, type_=postgresql.ARRAY(String()))
+            queries = [columns.where(inbox.c.content_sha256 == any_(listed))]
+        else:
+            queries = [columns.where(inbox.c.content_sha256.in_(c)) for c in _chunks(wanted)]
         found: dict[str, str] = {}
         with (
             translate_errors("reading the inbox", database=self._database),
             self._engine.connect() as connection,
         ):
             connection.execution_options(**READ_ONLY)
-            if self._dialect == "postgresql":
-                # One array parameter, as in _update_unsent: an IN list of a batch's hundred
-                # hashes cost the client ~8 µs per hash to bind.
-                listed = bindparam("hashes", wanted, type_=postgresql.ARRAY(String()))
-                query = select(inbox.c.content_sha256, inbox.c.idempotency_key).where(
-                    inbox.c.content_sha256 == any_(listed)
-                )
-                return dict(connection.execute(query).all())
-            for chunk in _chunks(wanted):
-                query = select(inbox.c.content_sha256, inbox.c.idempotency_key).where(
-                    inbox.c.content_sha256.in_(chunk)
-                )
+            for query in queries:
                 found.update(connection.execute(query).all())
         return found
 

@@ -458,7 +458,8 @@ def main() -> None:
     kind = args.database or ("postgres" if postgres_reachable() else "sqlite")
     orders = [realistic_order(n) for n in range(1, args.messages + 1)]
     bodies = orders + [orders[i % len(orders)] for i in range(args.repeats)]
-    random.Random(args.repeats).shuffle(bodies)  # a repeat may come before its first copy
+    if args.repeats:
+        random.Random(args.repeats).shuffle(bodies)  # a repeat may come before its first copy
     size = statistics.mean(len(body) for body in orders)
     components = sum(2 if p <= 3 else 1 for p in range(1, args.phases + 1))
     print(
