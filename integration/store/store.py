@@ -257,17 +257,22 @@ class Store:
         ):
             inserted = self._insert_inbox(connection, [records[i] for _, i in leaders], now)
             kept = self._stored_hashes(connection, [k for k, _ in leaders if k not in inserted])
-            outbox_rows: list[dict[str, Any]] = []
-            for key, index in leaders:
-                if key in inserted:
-                    kept[key] = records[index].content_sha256
-                    outbox_rows.extend(_outbox_values(inserted[key], records[index], now))
-            claimed = self._insert_outbox(connection, outbox_rows, claim, lease)
-            # In arrival order, so that of two process orders for one order the later wins.
-            contexts = [
-                (context, key)
+            # What took effect, in arrival order: the outbox ids, and so the order the relays
+            # deliver in, follow the queue (the keys are locked by the inbox rows already),
+            # and of two process orders for one order the later one's context wins.
+            accepted = [
+                (key, index)
                 for key, index in sorted(leaders, key=lambda leader: leader[1])
                 if key in inserted
+            ]
+            outbox_rows: list[dict[str, Any]] = []
+            for key, index in accepted:
+                kept[key] = records[index].content_sha256
+                outbox_rows.extend(_outbox_values(inserted[key], records[index], now))
+            claimed = self._insert_outbox(connection, outbox_rows, claim, lease)
+            contexts = [
+                (context, key)
+                for key, index in accepted
                 for context in records[index].order_contexts
             ]
             save_order_contexts(connection, contexts, now=now)

@@ -63,6 +63,21 @@ def test_claimed_rows_are_the_stored_rows(
         )
 
 
+def test_outputs_are_stored_and_handed_back_in_arrival_order_not_key_order(
+    store: Store, open_stores: Callable[..., Store], make_record: RecordFactory
+) -> None:
+    # The relays deliver in this order: a process order released and then changed must
+    # reach the MES in that order, whatever its idempotency keys sort like.
+    keys = ["k9", "k2", "k7", "k1", "k5"]
+    _, claimed = store.settle_and_claim([make_record(k, outputs=2) for k in keys], claim={"amqp"})
+    assert [row.message_id for row in claimed] == [f"{k}/out-0" for k in keys]
+    assert [row.id for row in claimed] == sorted(row.id for row in claimed)
+    # Not handed over (given back to the backlog): a relay claims them in the same order.
+    store.release([row.id for row in claimed])
+    backlog = open_stores(instance_id="other").pending_outbox(limit=100, destination="amqp")
+    assert [row.message_id for row in backlog] == [f"{k}/out-0" for k in keys]
+
+
 def test_claimed_rows_are_leased_and_marked_by_id(store: Store, make_record: RecordFactory) -> None:
     before = datetime.now(UTC)
     _, claimed = store.settle_and_claim([make_record("k1", outputs=1)], claim={"amqp"})
