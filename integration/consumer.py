@@ -1,5 +1,11 @@
 """The consumer loop of one route: fetch a micro-batch, process, settle, park, acknowledge.
 
+Batches overlap: while the pipeline step works on one batch (in worker
+processes), the loop fetches the next and hands it over too, then settles and
+acknowledges the first. Batches are settled and acknowledged strictly in the
+order they were fetched, so one loop settles a queue's messages in the order
+the broker delivered them, and the outputs go out in that order (``run``).
+
 Per batch (up to ``batch_size`` deliveries or ``batch_wait_s`` of waiting):
 deliveries whose exact bytes took effect before are duplicates at once (one
 inbox lookup by content hash); every other delivery goes through the pipeline;
@@ -35,6 +41,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -51,7 +58,7 @@ from integration.broker import (
 )
 from integration.faults import crash_point
 from integration.metrics import Metrics, Outcome
-from integration.pipeline import PipelineResult, RouteSpec, failed_message
+from integration.pipeline import PendingResults, PipelineResult, RouteSpec, failed_message
 from integration.replay import REPLAY_HEADER
 from integration.retry import (
     RetryPolicy,
@@ -63,7 +70,7 @@ from integration.retry import (
 )
 from integration.store import FailedMessage, OutboxRow, SettleOutcome, Store
 
-__all__ = ["FAILING_AFTER", "BatchSettings", "ConsumerLoop"]
+__all__ = ["FAILING_AFTER", "BatchProcessor", "BatchSettings", "ConsumerLoop"]
 
 log = logging.getLogger("mesbridge.consumer")
 
@@ -78,7 +85,9 @@ FAILING_AFTER = 3
 class BatchProcessor(Protocol):
     """The pipeline step for a batch: in this thread, or in worker processes."""
 
-    def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]: ...
+    def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+        """Start the step (or defer it) and return at once."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,8 +95,20 @@ class BatchSettings:
     batch_size: int = 100
     batch_wait_s: float = 0.005
     prefetch: int = 200
+    # Batches one loop has in the pipeline step at once: with 2, the next batch is being
+    # processed while the loop settles one. ``prefetch`` bounds it too.
+    in_flight: int = 2
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A fetched batch whose pipeline step has been started."""
+
+    deliveries: list[Delivery]
+    started: float
+    results: PendingResults
 
 
 class ConsumerLoop:
@@ -144,10 +165,18 @@ class ConsumerLoop:
         self._stopping.set()
 
     def run(self) -> None:
+        """Fetch, start and settle batches until ``stop()``; then settle those in hand.
+
+        Up to ``in_flight`` batches are in the pipeline step at once; the oldest is settled
+        and acknowledged first. A failure drops the consumer: every unacknowledged delivery,
+        of every batch in hand, goes back to the queue in its place, and the loop starts
+        again after the back-off.
+        """
         route = self._route
         backoff = self._settings.backoff_initial_s
         consumer: BrokerConsumer | None = None
         publisher: BrokerPublisher | None = None
+        in_hand: deque[_Batch] = deque()
         busy = False
         while not self._stopping.is_set():
             try:
@@ -155,22 +184,23 @@ class ConsumerLoop:
                     consumer = self._broker.consumer(route.queue, prefetch=self._settings.prefetch)
                     publisher = self._broker.publisher()
                     self._metrics.set_connection("broker", True)
-                # fetch returns as soon as deliveries arrive: waiting longer on an idle queue
-                # costs no latency, and saves a wake-up every batch_wait_s per loop.
-                wait = (
-                    self._settings.batch_wait_s
-                    if busy
-                    else max(self._settings.batch_wait_s, _IDLE_FETCH_S)
-                )
-                deliveries = consumer.fetch(self._settings.batch_size, wait)
-                busy = bool(deliveries)
-                if not deliveries:
-                    self._failures = 0
-                    continue
-                self._handle(deliveries, consumer, publisher)
+                if len(in_hand) < self._settings.in_flight:
+                    deliveries = consumer.fetch(
+                        self._settings.batch_size, self._fetch_wait(busy, in_hand)
+                    )
+                    busy = bool(deliveries)
+                    if deliveries:
+                        in_hand.append(self._start(deliveries))
+                        if len(in_hand) < self._settings.in_flight:
+                            continue
+                    elif not in_hand:
+                        self._failures = 0
+                        continue
+                self._settle(in_hand.popleft(), consumer, publisher)
                 self._failures = 0
                 backoff = self._settings.backoff_initial_s
             except Exception as exc:
+                in_hand.clear()  # unacknowledged: back to the queue when the consumer closes
                 if isinstance(exc, TransientError):
                     if not self._database_failed:
                         self._metrics.set_connection("broker", False)
@@ -191,21 +221,51 @@ class ConsumerLoop:
                 consumer = publisher = None
                 self._stopping.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
                 backoff = min(backoff * 2, self._settings.backoff_max_s)
+        self._settle_in_hand(in_hand, consumer, publisher)
         _close_quietly(consumer, publisher)
 
-    def _handle(
+    def _fetch_wait(self, busy: bool, in_hand: Collection[_Batch]) -> float:
+        if in_hand:
+            # Only what is there now: a batch in hand waits to be settled.
+            return 0.0
+        # fetch returns as soon as deliveries arrive: waiting longer on an idle queue
+        # costs no latency, and saves a wake-up every batch_wait_s per loop.
+        if busy:
+            return self._settings.batch_wait_s
+        return max(self._settings.batch_wait_s, _IDLE_FETCH_S)
+
+    def _settle_in_hand(
         self,
-        deliveries: Sequence[Delivery],
-        consumer: BrokerConsumer,
-        publisher: BrokerPublisher,
+        in_hand: deque[_Batch],
+        consumer: BrokerConsumer | None,
+        publisher: BrokerPublisher | None,
     ) -> None:
-        route = self._route.name
+        """On stop: settle the batches already in the pipeline step, oldest first."""
+        if consumer is None or publisher is None:
+            return
+        try:
+            while in_hand:
+                self._settle(in_hand.popleft(), consumer, publisher)
+        except Exception:
+            log.exception(
+                "route %s: settling the batches in hand on stop failed; their unacknowledged "
+                "deliveries return to the queue",
+                self._route.name,
+            )
+
+    def _start(self, deliveries: Sequence[Delivery]) -> _Batch:
         started = time.perf_counter()
-        self._metrics.received(route, len(deliveries))
+        self._metrics.received(self._route.name, len(deliveries))
         # Back from a delay queue: as first published (exchange, routing key), same tag.
-        deliveries = [returned(delivery, self._route.queue) for delivery in deliveries]
-        results = self._process(deliveries)
+        as_published = [returned(delivery, self._route.queue) for delivery in deliveries]
+        return _Batch(as_published, started, self._submit(as_published))
+
+    def _settle(self, batch: _Batch, consumer: BrokerConsumer, publisher: BrokerPublisher) -> None:
+        route = self._route.name
+        deliveries, started = batch.deliveries, batch.started
+        results = batch.results()
         crash_point("mid-batch")
+        # From fetch to results: includes waiting behind the batch fetched before.
         processed_s = time.perf_counter() - started
         records = [result.record for result in results if result.record is not None]
         try:
@@ -239,7 +299,7 @@ class ConsumerLoop:
         for _ in results:
             self._metrics.observe_processing(route, processed_s / len(results))
 
-    def _process(self, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
+    def _submit(self, deliveries: Sequence[Delivery]) -> PendingResults:
         """The pipeline step for each delivery, but for those whose exact bytes took effect
         before: DESIGN §1 deduplicates before validating and transforming.
 
@@ -263,13 +323,18 @@ class ConsumerLoop:
             raise
         known = {index: settled[h] for index, h in hashes.items() if h in settled}
         fresh = [d for index, d in enumerate(deliveries) if index not in known]
-        processed = iter(self._processor.process(route, fresh) if fresh else [])
-        return [
-            PipelineResult(delivery=delivery, route=route, duplicate_of=known[index])
-            if index in known
-            else next(processed)
-            for index, delivery in enumerate(deliveries)
-        ]
+        pending: PendingResults = self._processor.submit(route, fresh) if fresh else lambda: []
+
+        def results() -> list[PipelineResult]:
+            processed = iter(pending())
+            return [
+                PipelineResult(delivery=delivery, route=route, duplicate_of=known[index])
+                if index in known
+                else next(processed)
+                for index, delivery in enumerate(deliveries)
+            ]
+
+        return results
 
     def _hand_over_uncertain(self) -> None:
         """The database answers again: rows of an earlier settle whose COMMIT outcome was

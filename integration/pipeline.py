@@ -45,6 +45,7 @@ from integration.store import (
 
 __all__ = [
     "Destination",
+    "PendingResults",
     "Pipeline",
     "PipelineResult",
     "RouteSpec",
@@ -87,6 +88,10 @@ class PipelineResult:
     # Its exact bytes took effect before, under this idempotency key (ConsumerLoop): a
     # duplicate, found before the pipeline step.
     duplicate_of: str | None = None
+
+
+# A batch handed to the pipeline step: called, it waits for its results, in delivery order.
+PendingResults = Callable[[], list[PipelineResult]]
 
 
 class Pipeline:

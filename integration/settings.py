@@ -58,9 +58,12 @@ class Settings:
     # are settled in one database transaction and acknowledged with one multiple-ack.
     batch_size: int = 100
     batch_wait_ms: int = 5
+    # Unacknowledged deliveries per consumer: twice batch_size lets a loop fetch the next
+    # batch for the pipeline step while it settles one.
     prefetch: int = 200
-    # Consumer loops per route: while one settles its batch, another's is being processed.
-    consumers: int = 2
+    # Consumer loops per route. One settles the route's messages in the order the queue
+    # delivered them; several compete for the queue and settle in no fixed order.
+    consumers: int = 1
     # Processes for the CPU-bound pipeline step: -1 one per usable CPU (integration/cpus.py),
     # 0 in-thread (no guard against a message that crashes the process).
     pipeline_workers: int = -1

@@ -7,7 +7,9 @@ relaying are I/O. The consumer loop keeps the I/O; the pure step
 thread of the service (``forkserver``, so no thread state is copied). Each
 worker builds its own contract registry and translator from the same settings.
 
-Results come back in delivery order; a worker's exception (including a
+``submit`` hands a batch to the workers and returns at once, so a consumer loop
+can settle the batch before while the workers process this one; the results
+come back in delivery order when asked for. A worker's exception (including a
 ``TransientError``) is raised in the consumer loop as if it happened there.
 
 A worker process that dies (a crash in native code, the out-of-memory killer, a
@@ -29,7 +31,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
@@ -39,6 +41,7 @@ from integration.broker import Delivery
 from integration.cpus import usable_cpus
 from integration.faults import arm_message_crash_from, crash_on_message
 from integration.pipeline import (
+    PendingResults,
     Pipeline,
     PipelineResult,
     RouteSpec,
@@ -56,6 +59,7 @@ log = logging.getLogger("mesbridge.workers")
 _pipelines: dict[str, Pipeline] = {}
 
 _Outcome = tuple[InboundRecord | None, FailedMessage | None, str | None, RetryLater | None]
+
 
 # A worker whose main process is gone exits with this status: not 0, nobody asked it to.
 _ORPHANED_EXIT_STATUS = 75
@@ -149,6 +153,10 @@ class InlinePipelines:
     def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
         return self._pipelines[route].process_many(deliveries)
 
+    def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+        """Deferred: the batch is processed in this thread when its results are asked for."""
+        return lambda: self.process(route, deliveries)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -175,23 +183,37 @@ class PipelinePool:
             future.result()
 
     def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
+        return self.submit(route, deliveries)()
+
+    def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+        """Hand the batch to the workers now; the returned callable waits for its results."""
         size = max(1, -(-len(deliveries) // self._workers))
         chunks = [deliveries[i : i + size] for i in range(0, len(deliveries), size)]
         executor = self._executor
+        futures: list[Future[list[_Outcome]]] | None
         try:
             futures = [executor.submit(_process, route, chunk) for chunk in chunks]
-            done = [future.result() for future in futures]
         except BrokenProcessPool:
-            # A worker died: the pool is unusable. Replace it, then find out whether one of
-            # these messages is what kills it.
-            self._replace(executor)
-            self._on_worker_death(route)
-            return self._isolate(route, deliveries)
-        return [
-            _result(route, delivery, outcome)
-            for chunk, chunk_outcomes in zip(chunks, done, strict=True)
-            for delivery, outcome in zip(chunk, chunk_outcomes, strict=True)
-        ]
+            futures = None  # found out below, when the results are asked for
+
+        def results() -> list[PipelineResult]:
+            try:
+                if futures is None:
+                    raise BrokenProcessPool("a worker process died before this batch")
+                done = [future.result() for future in futures]
+            except BrokenProcessPool:
+                # A worker died: the pool is unusable. Replace it, then find out whether one
+                # of these messages is what kills it.
+                self._replace(executor)
+                self._on_worker_death(route)
+                return self._isolate(route, deliveries)
+            return [
+                _result(route, delivery, outcome)
+                for chunk, chunk_outcomes in zip(chunks, done, strict=True)
+                for delivery, outcome in zip(chunk, chunk_outcomes, strict=True)
+            ]
+
+        return results
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

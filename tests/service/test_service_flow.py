@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "integration/defaults/ma
 _KILOGRAMS = '[[units]]\nsap = "KG"\niso = "KGM"\npasx = "KG"\ntulip = "kg"\n'
 
 
-def _order(number: int, quantity: str = "41.250") -> bytes:
+def _order(number: int, quantity: str = "41.250", *, docnum: int | None = None) -> bytes:
     phases = [
         PhaseSpec(
             number=f"{10 * p:04d}",
@@ -29,7 +30,10 @@ def _order(number: int, quantity: str = "41.250") -> bytes:
         for p in range(1, 4)
     ]
     spec = OrderSpec(
-        docnum=f"{number:016d}", order_number=str(600000 + number), quantity=quantity, phases=phases
+        docnum=f"{docnum or number:016d}",
+        order_number=str(600000 + number),
+        quantity=quantity,
+        phases=phases,
     )
     return build_loipro([spec])
 
@@ -62,6 +66,30 @@ def test_each_order_gives_exactly_one_valid_schedule_despite_duplicates(
         'mesbridge_messages_processed_total{outcome="duplicate",route="process-order"} 15.0'
         in metrics
     )
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "worker-processes"])
+def test_schedules_leave_in_the_order_the_orders_arrived(
+    make_service: Callable[..., Harness], workers: int
+) -> None:
+    # Default settings: one consumer loop per route, batches overlapping in the pipeline
+    # step. DOCNUMs are shuffled so that neither they nor the idempotency keys can stand in
+    # for the arrival order; order 7 comes twice, released and then changed.
+    harness = make_service(pipeline_workers=workers)
+    numbers = list(range(1, 161))
+    random.Random(3).shuffle(numbers)
+    sent = [(n, n) for n in numbers] + [(7, 999)]  # (order, DOCNUM)
+    harness.publish([_order(n, docnum=docnum) for n, docnum in sent])
+    outputs = harness.outputs(len(sent))
+    # "SAP process order 000000600007, LOIPRO IDoc 0000000000000999 from ERPCLNT200"
+    described = [
+        etree.fromstring(d.body).findtext(".//b:ProductionRequest/b:Description", namespaces=NS)
+        for d in outputs
+    ]
+    assert described == [
+        f"SAP process order {600000 + n:012d}, LOIPRO IDoc {docnum:016d} from ERPCLNT200"
+        for n, docnum in sent
+    ]
 
 
 def test_bad_and_conflicting_messages_are_parked_and_the_rest_flows(
