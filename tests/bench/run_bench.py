@@ -18,17 +18,23 @@ For both timed runs it also prints the CPU time each process spent per message
 PostgreSQL's background processes, the service's main process and its pipeline
 workers. Other load on the machine bends the msg/s figures much more than these.
 
-It prints figures; it asserts nothing. Options: ``--messages``, ``--memory-messages``,
-``--latency-messages`` (0: skip), ``--database sqlite|postgres``, ``--phases N`` (1: a
-minimal 2 KB order), ``--repeats N`` (N inputs sent twice, byte for byte, shuffled in;
-msg/s then counts every input message), ``--env NAME=VALUE`` (extra service settings, e.g.
-``--env MESBRIDGE_PIPELINE_WORKERS=0``), ``--instances N`` (N services on the same
-queues and database, DESIGN §6).
+After the timed run it reads every schedule the service delivered and checks it:
+exactly one per order, each valid against its contract and, where the official
+MESA schemas are found (``MESBRIDGE_B2MML_DIR``, else ``../shared/b2mml``), against
+those too. Throughput of wrong output is no throughput: a failed check ends the
+bench with exit status 1. Otherwise it prints figures and asserts nothing.
+
+Options: ``--messages``, ``--memory-messages``, ``--latency-messages`` (0: skip),
+``--database sqlite|postgres``, ``--phases N`` (1: a minimal 2 KB order), ``--repeats N``
+(N inputs sent twice, byte for byte, shuffled in; msg/s then counts every input message),
+``--env NAME=VALUE`` (extra service settings, e.g. ``--env MESBRIDGE_PIPELINE_WORKERS=0``),
+``--instances N`` (N services on the same queues and database, DESIGN §6).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import random
 import statistics
@@ -43,8 +49,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import pika
+from lxml import etree
 from pika.adapters.blocking_connection import BlockingChannel
 
+from contracts.errors import ContractViolation
+from contracts.registry import ContractRegistry
 from tests.bench.cpu import CpuMeter, CpuReport
 from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, build_loipro
 from tests.support.rabbit import delete_service_topology
@@ -52,6 +61,7 @@ from tests.support.rabbit import delete_service_topology
 AMQP_URL = os.environ.get("MESBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parents[2]
+OFFICIAL_B2MML = Path(os.environ.get("MESBRIDGE_B2MML_DIR") or REPO.parent / "shared" / "b2mml")
 
 
 class OrderShape:
@@ -301,8 +311,9 @@ def purge(queue: str) -> None:
 
 def service_throughput(
     database_url: str, prefix: str, bodies: list[bytes], orders: int
-) -> tuple[float, CpuReport]:
-    """Input messages per second, timed until ``orders`` schedules (one per order) are out."""
+) -> tuple[float, CpuReport, OutputCheck]:
+    """Input messages per second, timed until ``orders`` schedules (one per order) are out;
+    then the schedules, checked."""
     preload(f"{prefix}.in", "sap.LOIPRO", bodies)
     # One connection for all polls: a connection per poll would cost RabbitMQ CPU in the window.
     connection, channel = _channel()
@@ -321,7 +332,64 @@ def service_throughput(
     finally:
         service.stop()
         connection.close()
-    return len(bodies) / elapsed, report
+    return len(bodies) / elapsed, report, check_outputs(f"{prefix}.to-pasx", orders)
+
+
+class OutputCheck:
+    """What the service delivered for the timed run, read back and checked."""
+
+    def __init__(self, expected_orders: int, official: bool) -> None:
+        self.expected_orders = expected_orders
+        self.official = official
+        self.per_order: collections.Counter[str] = collections.Counter()
+        self.invalid: list[str] = []
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.invalid
+            and len(self.per_order) == self.expected_orders
+            and all(count == 1 for count in self.per_order.values())
+        )
+
+    def lines(self) -> list[str]:
+        doubled = sum(1 for count in self.per_order.values() if count > 1)
+        missing = self.expected_orders - len(self.per_order)
+        against = "its contract" + (" and the official MESA schema" if self.official else "")
+        lines = [
+            f"  outputs: {sum(self.per_order.values())} schedules for {self.expected_orders} "
+            f"orders: {missing} missing, {doubled} doubled, {len(self.invalid)} invalid "
+            f"against {against}" + ("" if self.ok else "  ** CHECK FAILED **")
+        ]
+        lines += [f"    {problem}" for problem in self.invalid[:5]]
+        return lines
+
+
+def check_outputs(queue: str, expected_orders: int) -> OutputCheck:
+    """Drain ``queue`` (the service has stopped: its relays delivered everything first)."""
+    official = OFFICIAL_B2MML.is_dir()
+    registry = ContractRegistry.load(official_b2mml_dir=OFFICIAL_B2MML if official else None)
+    check = OutputCheck(expected_orders, official)
+    connection, channel = _channel()
+    try:
+        for method, properties, body in channel.consume(queue, inactivity_timeout=1.0):
+            if method is None:
+                break
+            root = etree.fromstring(body)
+            contract = registry.get(str((properties.headers or {})["x-mesbridge-contract"]))
+            try:
+                registry.validate_xml(root, contract)
+            except ContractViolation as exc:
+                problem = str(exc).replace("\n", "\n      ")
+                check.invalid.append(f"{properties.message_id}: {problem}")
+            namespaces = {"b": root.nsmap[None]}
+            for order in root.xpath("//b:ProductionRequest/b:ID/text()", namespaces=namespaces):
+                check.per_order[str(order)] += 1
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+    finally:
+        connection.close()
+    return check
 
 
 def service_latency(
@@ -477,12 +545,15 @@ def main() -> None:
     with database(kind) as database_url:
         try:
             declare_only(prefix, database_url)
-            route, route_cpu = service_throughput(database_url, prefix, bodies, len(orders))
+            route, route_cpu, outputs = service_throughput(
+                database_url, prefix, bodies, len(orders)
+            )
             print(f"  process-order route, end to end:      {route:8.0f} msg/s")
             print(
                 f"  ratio route / raw:                    {route / raw:8.2f}"
                 "  (target >= 0.25, goal 0.5)"
             )
+            print("\n".join(outputs.lines()))
             print("  CPU µs per message by process, raw pika:")
             print("\n".join(raw_cpu.lines()))
             print("  CPU µs per message by process, process-order route:")
@@ -506,6 +577,8 @@ def main() -> None:
                 )
         finally:
             cleanup(prefix)
+    if not outputs.ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
