@@ -58,9 +58,9 @@ class Settings:
     # are settled in one database transaction and acknowledged with one multiple-ack.
     batch_size: int = 100
     batch_wait_ms: int = 5
-    # Unacknowledged deliveries per consumer: twice batch_size lets a loop fetch the next
-    # batch for the pipeline step while it settles one.
-    prefetch: int = 200
+    # Unacknowledged deliveries per consumer. prefetch // batch_size batches are in the
+    # pipeline step at once: the loop settles the oldest while the workers have the rest.
+    prefetch: int = 300
     # Consumer loops per route. One settles the route's messages in the order the queue
     # delivered them; several compete for the queue and settle in no fixed order.
     consumers: int = 1

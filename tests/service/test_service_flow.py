@@ -72,10 +72,10 @@ def test_each_order_gives_exactly_one_valid_schedule_despite_duplicates(
 def test_schedules_leave_in_the_order_the_orders_arrived(
     make_service: Callable[..., Harness], workers: int
 ) -> None:
-    # Default settings: one consumer loop per route, batches overlapping in the pipeline
-    # step. DOCNUMs are shuffled so that neither they nor the idempotency keys can stand in
-    # for the arrival order; order 7 comes twice, released and then changed.
-    harness = make_service(pipeline_workers=workers)
+    # One consumer loop per route (the default), three batches of 50 in the pipeline step at
+    # once (prefetch 150). DOCNUMs are shuffled so that neither they nor the idempotency
+    # keys can stand in for the arrival order; order 7 comes twice, released then changed.
+    harness = make_service(pipeline_workers=workers, prefetch=150)
     numbers = list(range(1, 161))
     random.Random(3).shuffle(numbers)
     sent = [(n, n) for n in numbers] + [(7, 999)]  # (order, DOCNUM)
