@@ -60,7 +60,6 @@ _pipelines: dict[str, Pipeline] = {}
 
 _Outcome = tuple[InboundRecord | None, FailedMessage | None, str | None, RetryLater | None]
 
-
 # A worker whose main process is gone exits with this status: not 0, nobody asked it to.
 _ORPHANED_EXIT_STATUS = 75
 
@@ -150,12 +149,9 @@ class InlinePipelines:
     def __init__(self, settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> None:
         self._pipelines = _build(settings, routes, exchange)
 
-    def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
-        return self._pipelines[route].process_many(deliveries)
-
     def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
         """Deferred: the batch is processed in this thread when its results are asked for."""
-        return lambda: self.process(route, deliveries)
+        return lambda: self._pipelines[route].process_many(deliveries)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -181,9 +177,6 @@ class PipelinePool:
         # Start every worker now, so start-up problems surface before consuming.
         for future in [self._executor.submit(_process, routes[0].name, []) for _ in range(workers)]:
             future.result()
-
-    def process(self, route: str, deliveries: Sequence[Delivery]) -> list[PipelineResult]:
-        return self.submit(route, deliveries)()
 
     def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
         """Hand the batch to the workers now; the returned callable waits for its results."""
