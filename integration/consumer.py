@@ -163,7 +163,7 @@ class ConsumerLoop:
             raise RuntimeError(self._failing)
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
+        """Settle the batches in hand, then return from ``run``."""
         self._stopping.set()
 
     def run(self) -> None:
@@ -208,10 +208,10 @@ class ConsumerLoop:
                         self._metrics.set_connection("broker", False)
                     log.warning("route %s: %s; backing off %.1f s", route.name, exc, backoff)
                 else:
-                    # A bug or a dead worker process: the batch in hand goes back to the queue
-                    # (the connection is dropped below) and is tried again after the back-off.
+                    # A bug or a dead worker process: the batches in hand go back to the queue
+                    # (the connection is dropped below) and are tried again after the back-off.
                     log.exception(
-                        "route %s: unexpected error; the unacknowledged batch returns to the "
+                        "route %s: unexpected error; the unacknowledged batches return to the "
                         "queue, backing off %.1f s",
                         route.name,
                         backoff,

@@ -140,6 +140,6 @@ def _report(service: Service, settled: int, first_failure: int) -> None:
         "goods movements: .venv/bin/mesbridge transform deploy/examples/pasx/*.xml "
         "--to sap --out DIR",
         "",
-        "The service keeps running; Ctrl-C stops it (it drains the batch in hand first).",
+        "The service keeps running; Ctrl-C stops it (it settles the batches in hand first).",
     ]
     click.echo("\n".join(lines), err=True)

@@ -93,7 +93,7 @@ def _build(settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> di
 
 def _initialise(settings: Settings, routes: Sequence[RouteSpec], exchange: str) -> None:
     # Ctrl-C and a supervisor's SIGTERM reach the whole process group: the main process
-    # drains the batch in hand and then closes the pool, so workers must not die first.
+    # settles the batches in hand and then closes the pool, so workers must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _exit_with_main_process()

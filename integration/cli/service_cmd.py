@@ -44,7 +44,7 @@ def run(components: Components, config_file: Path | None, demo: bool) -> None:
     """Run the service: consumers, outbox relay, HTTP (/healthz, /readyz, /metrics).
 
     With no settings it runs on an embedded broker and a SQLite file under ./var/.
-    SIGTERM or Ctrl-C stops consuming, finishes the batch in hand and flushes the outbox.
+    SIGTERM or Ctrl-C stops consuming, settles the batches in hand and flushes the outbox.
     """
     settings = components.settings
     if config_file is not None:
