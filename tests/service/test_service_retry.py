@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from contracts.errors import RetryLater
 from integration.broker import Delivery, Envelope, PublishResult
+from integration.pipeline import PendingResults, PipelineResult
 from integration.store.failed import FailedMessages
 from tests.service.conftest import Harness
 from tests.support.idoc_factory import OrderSpec, build_loipro
@@ -230,15 +231,20 @@ def test_readyz_names_a_route_whose_consumer_keeps_failing_until_it_recovers(
     service = harness.service
     processor = service._processor
     assert processor is not None
-    real = processor.process
+    real = processor.submit
     broken = {"on": True}
 
-    def process(route: str, deliveries: Sequence[Delivery]) -> list:  # type: ignore[type-arg]
-        if route == "performance" and broken["on"]:
-            raise RuntimeError("a bug in the performance step")
-        return real(route, deliveries)
+    def submit(route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+        pending = real(route, deliveries)
 
-    monkeypatch.setattr(processor, "process", process)
+        def results() -> list[PipelineResult]:
+            if route == "performance" and broken["on"]:
+                raise RuntimeError("a bug in the performance step")
+            return pending()
+
+        return results
+
+    monkeypatch.setattr(processor, "submit", submit)
     assert service.http is not None
     url = f"http://127.0.0.1:{service.http.port}/readyz"
 
