@@ -303,13 +303,14 @@ class ConsumerLoop:
 
     def _submit(self, deliveries: Sequence[Delivery]) -> PendingResults:
         """The pipeline step for each delivery, but for those whose exact bytes took effect
-        before: DESIGN §1 deduplicates before validating and transforming.
+        before, or came earlier in this batch: DESIGN §1 deduplicates before validating and
+        transforming.
 
         Redeliveries after a crash or a lost connection, and SAP sending an IDoc again, come
         as the same bytes; each would otherwise cost the whole step (about a millisecond
         for a realistic order) to be found a duplicate when settled. A replay is always
         processed: settling it resolves its failed message. Repeats that are not
-        byte-identical, and repeats within one batch, are found when settled, as before.
+        byte-identical are found when settled.
         """
         route = self._route.name
         hashes = {
@@ -324,19 +325,44 @@ class ConsumerLoop:
             self._database_failed = True
             raise
         known = {index: settled[h] for index, h in hashes.items() if h in settled}
-        fresh = [d for index, d in enumerate(deliveries) if index not in known]
+        first_with: dict[str, int] = {}
+        copy_of: dict[int, int] = {}  # a later identical delivery in this batch -> the first
+        for index, content in hashes.items():
+            if index not in known:
+                copy_of_first = first_with.setdefault(content, index)
+                if copy_of_first != index:
+                    copy_of[index] = copy_of_first
+        fresh = [d for i, d in enumerate(deliveries) if i not in known and i not in copy_of]
         pending: PendingResults = self._processor.submit(route, fresh) if fresh else lambda: []
 
         def results() -> list[PipelineResult]:
             processed = iter(pending())
-            return [
-                PipelineResult(delivery=delivery, route=route, duplicate_of=known[index])
-                if index in known
-                else next(processed)
-                for index, delivery in enumerate(deliveries)
-            ]
+            done: list[PipelineResult] = []
+            for index, delivery in enumerate(deliveries):
+                if index in known:
+                    done.append(
+                        PipelineResult(delivery=delivery, route=route, duplicate_of=known[index])
+                    )
+                elif index in copy_of:
+                    done.append(self._copy(done[copy_of[index]], delivery))
+                else:
+                    done.append(next(processed))
+            return done
 
         return results
+
+    def _copy(self, first: PipelineResult, delivery: Delivery) -> PipelineResult:
+        """The result of a byte-identical copy of ``first``, delivered later in the batch.
+
+        The step gives the same bytes the same record: settling it after ``first`` makes it
+        the duplicate or conflict that settling it alone would. A copy of a message that
+        failed or must be retried goes through the step itself, so that its failed message
+        or retry copy is its own (message id, headers, redelivery flag).
+        """
+        if first.record is not None and first.failure is None and first.retry is None:
+            return replace(first, delivery=delivery)
+        [result] = self._processor.submit(self._route.name, [delivery])()
+        return result
 
     def _hand_over_uncertain(self) -> None:
         """The database answers again: rows of an earlier settle whose COMMIT outcome was

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -45,3 +47,55 @@ def test_the_loop_hands_over_the_next_batches_before_it_settles_the_first(
         in_step += 1 if kind == "submit" else -1
         most = max(most, in_step)
     assert most == 3, f"at most {most} batches were in the pipeline step at once"
+
+
+def test_identical_copies_in_one_batch_go_through_the_step_once(
+    make_service: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[bytes] = []
+    gate = threading.Event()
+
+    class Gated(InlinePipelines):
+        """Records what reaches the step; holds the first batch until the next is queued."""
+
+        def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+            first = not submitted
+            submitted.extend(delivery.body for delivery in deliveries)
+            pending = super().submit(route, deliveries)
+
+            def results() -> list[PipelineResult]:
+                if first:
+                    assert gate.wait(30)
+                return pending()
+
+            return results
+
+    monkeypatch.setattr("integration.service.InlinePipelines", Gated)
+    harness = make_service(batch_size=50, prefetch=50)  # one batch in the step at a time
+    harness.publish([_order(100)])
+    harness.wait_for(lambda: len(submitted) == 1)
+    copied, other, bad = _order(1), _order(2), _order(3, quantity="1,5")
+    harness.publish([copied, copied, copied, other, bad, bad])
+    time.sleep(0.3)  # all six in the consumer's hands before the gate opens: one batch
+    gate.set()
+    harness.wait_for(harness.settled(inputs=3, parked=2))
+
+    assert submitted.count(copied) == 1
+    # A copy of a message that fails goes through the step itself: its failed message is
+    # its own.
+    assert submitted.count(bad) == 2
+    store = harness.service.store
+    assert store is not None
+    failures = [store.get_failure(n) for n in (1, 2)]
+    assert [f.body if f else None for f in failures] == [bad, bad]
+    # harness.publish numbers its messages: the bad ones were test-4 and test-5.
+    assert [f.headers.get("message_id") if f else None for f in failures] == ["test-4", "test-5"]
+    assert len(harness.outputs(3)) == 3
+    registry = harness.service.metrics_registry
+    processed = {
+        outcome: registry.get_sample_value(
+            "mesbridge_messages_processed_total", {"route": "process-order", "outcome": outcome}
+        )
+        for outcome in ("ok", "duplicate", "parked")
+    }
+    assert processed == {"ok": 3.0, "duplicate": 2.0, "parked": 2.0}
