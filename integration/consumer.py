@@ -95,13 +95,18 @@ class BatchSettings:
     batch_size: int = 100
     batch_wait_s: float = 0.005
     prefetch: int = 300
-    # Batches one loop has in the pipeline step at once (the service makes it prefetch //
-    # batch_size): while the loop settles the oldest, the workers have the others. With
-    # two, make bench kept the machine busy 1.74-1.79 of its 2 CPUs, with three 1.92-1.93:
-    # the workers ran out of work while the loop waited on the database and the broker.
-    in_flight: int = 3
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+
+    @property
+    def in_flight(self) -> int:
+        """Batches one loop has in the pipeline step at once: as many as prefetch allows.
+
+        While the loop settles the oldest, the workers have the others. With two, make
+        bench kept the machine busy 1.74-1.79 of its 2 CPUs, with three 1.92-1.93: the
+        workers ran out of work while the loop waited on the database and the broker.
+        """
+        return max(1, self.prefetch // self.batch_size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,7 +219,6 @@ class Service:
             batch_size=settings.batch_size,
             batch_wait_s=settings.batch_wait_ms / 1000,
             prefetch=settings.prefetch,
-            in_flight=max(1, settings.prefetch // settings.batch_size),
         )
         loops = [
             ConsumerLoop(

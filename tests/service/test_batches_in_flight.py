@@ -1,4 +1,5 @@
-"""One consumer loop keeps several batches in the pipeline step, and settles them in order."""
+"""One consumer loop keeps several batches in the pipeline step, and settles them in order;
+byte-identical copies within one batch go through the step once."""
 
 from __future__ import annotations
 
@@ -15,35 +16,57 @@ from tests.service.conftest import Harness
 from tests.service.test_service_flow import _order
 
 
+class Recorder:
+    """What the service hands to its (in-thread) pipeline step, in order.
+
+    ``events`` gets ("submit", n) when batch n is handed over and ("results", n) when the
+    loop asks for its results; ``bodies`` every message that went through the step. With
+    ``hold_first`` set, the first batch's results wait for ``release``.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, hold_first: bool = False) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.bodies: list[bytes] = []
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        recorder = self
+
+        class Recording(InlinePipelines):
+            def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
+                return recorder.wrap(super().submit(route, deliveries), deliveries)
+
+        monkeypatch.setattr("integration.service.InlinePipelines", Recording)
+
+    def wrap(self, pending: PendingResults, deliveries: Sequence[Delivery]) -> PendingResults:
+        batch = sum(1 for kind, _ in self.events if kind == "submit")
+        self.events.append(("submit", batch))
+        self.bodies += [delivery.body for delivery in deliveries]
+
+        def results() -> list[PipelineResult]:
+            self.events.append(("results", batch))
+            if batch == 0:
+                assert self.release.wait(30)
+            return pending()
+
+        return results
+
+
 def test_the_loop_hands_over_the_next_batches_before_it_settles_the_first(
     make_service: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events: list[tuple[str, int]] = []
-
-    class Recording(InlinePipelines):
-        def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
-            batch = len([event for event in events if event[0] == "submit"])
-            events.append(("submit", batch))
-            pending = super().submit(route, deliveries)
-
-            def results() -> list[PipelineResult]:
-                events.append(("results", batch))
-                return pending()
-
-            return results
-
-    monkeypatch.setattr("integration.service.InlinePipelines", Recording)
+    recorder = Recorder(monkeypatch)
     # prefetch 30 / batch 10: up to three batches in the pipeline step at once.
     harness = make_service(batch_size=10, prefetch=30)
     harness.publish([_order(n) for n in range(1, 101)])
     harness.wait_for(harness.settled(inputs=100))
     assert len(harness.outputs(100)) == 100
 
-    submitted = [batch for kind, batch in events if kind == "submit"]
-    settled = [batch for kind, batch in events if kind == "results"]
+    submitted = [batch for kind, batch in recorder.events if kind == "submit"]
+    settled = [batch for kind, batch in recorder.events if kind == "results"]
     assert settled == submitted == list(range(len(submitted))), "settled in the order fetched"
     in_step, most = 0, 0
-    for kind, _ in events:
+    for kind, _ in recorder.events:
         in_step += 1 if kind == "submit" else -1
         most = max(most, in_step)
     assert most == 3, f"at most {most} batches were in the pipeline step at once"
@@ -52,38 +75,20 @@ def test_the_loop_hands_over_the_next_batches_before_it_settles_the_first(
 def test_identical_copies_in_one_batch_go_through_the_step_once(
     make_service: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    submitted: list[bytes] = []
-    gate = threading.Event()
-
-    class Gated(InlinePipelines):
-        """Records what reaches the step; holds the first batch until the next is queued."""
-
-        def submit(self, route: str, deliveries: Sequence[Delivery]) -> PendingResults:
-            first = not submitted
-            submitted.extend(delivery.body for delivery in deliveries)
-            pending = super().submit(route, deliveries)
-
-            def results() -> list[PipelineResult]:
-                if first:
-                    assert gate.wait(30)
-                return pending()
-
-            return results
-
-    monkeypatch.setattr("integration.service.InlinePipelines", Gated)
+    recorder = Recorder(monkeypatch, hold_first=True)
     harness = make_service(batch_size=50, prefetch=50)  # one batch in the step at a time
     harness.publish([_order(100)])
-    harness.wait_for(lambda: len(submitted) == 1)
+    harness.wait_for(lambda: ("results", 0) in recorder.events)  # the loop waits on it
     copied, other, bad = _order(1), _order(2), _order(3, quantity="1,5")
     harness.publish([copied, copied, copied, other, bad, bad])
-    time.sleep(0.3)  # all six in the consumer's hands before the gate opens: one batch
-    gate.set()
+    time.sleep(0.5)  # all six in the consumer's hands before the first batch settles
+    recorder.release.set()
     harness.wait_for(harness.settled(inputs=3, parked=2))
 
-    assert submitted.count(copied) == 1
+    assert recorder.bodies.count(copied) == 1
     # A copy of a message that fails goes through the step itself: its failed message is
     # its own.
-    assert submitted.count(bad) == 2
+    assert recorder.bodies.count(bad) == 2
     store = harness.service.store
     assert store is not None
     failures = [store.get_failure(n) for n in (1, 2)]
