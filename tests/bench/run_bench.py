@@ -383,7 +383,9 @@ def check_outputs(queue: str, expected_orders: int) -> OutputCheck:
                 problem = str(exc).replace("\n", "\n      ")
                 check.invalid.append(f"{properties.message_id}: {problem}")
             namespaces = {"b": root.nsmap[None]}
-            for order in root.xpath("//b:ProductionRequest/b:ID/text()", namespaces=namespaces):
+            # V0600 ProductionSchedule / V7 OperationsSchedule (MESBRIDGE_PASX_PROFILE).
+            requests = "//b:ProductionRequest/b:ID/text() | //b:OperationsRequest/b:ID/text()"
+            for order in root.xpath(requests, namespaces=namespaces):
                 check.per_order[str(order)] += 1
             channel.basic_ack(method.delivery_tag)
         channel.cancel()
