@@ -114,7 +114,6 @@ class _Batch:
     """A fetched batch whose pipeline step has been started."""
 
     deliveries: list[Delivery]
-    started: float
     results: PendingResults
 
 
@@ -261,19 +260,17 @@ class ConsumerLoop:
             )
 
     def _start(self, deliveries: Sequence[Delivery]) -> _Batch:
-        started = time.perf_counter()
         self._metrics.received(self._route.name, len(deliveries))
         # Back from a delay queue: as first published (exchange, routing key), same tag.
         as_published = [returned(delivery, self._route.queue) for delivery in deliveries]
-        return _Batch(as_published, started, self._submit(as_published))
+        return _Batch(as_published, self._submit(as_published))
 
     def _settle(self, batch: _Batch, consumer: BrokerConsumer, publisher: BrokerPublisher) -> None:
         route = self._route.name
-        deliveries, started = batch.deliveries, batch.started
+        deliveries = batch.deliveries
         results = batch.results()
         crash_point("mid-batch")
-        # From fetch to results: includes waiting behind the batch fetched before.
-        processed_s = time.perf_counter() - started
+        started = time.perf_counter()
         records = [result.record for result in results if result.record is not None]
         try:
             outcomes, claimed = self._store.settle_and_claim(records, claim=self._claim)
@@ -301,10 +298,11 @@ class ConsumerLoop:
         consumer.ack_through(deliveries[-1].delivery_tag)
         self._count(results, outcomes, retried=len(retries))
         self._metrics.batch_settled(len(deliveries), time.perf_counter() - started)
-        # The pipeline step runs a batch at a time (in worker processes): each message is
-        # observed with its share of the batch's time, so the histogram counts messages.
-        for _ in results:
-            self._metrics.observe_processing(route, processed_s / len(results))
+        # Measured where the step ran (a worker process): a batch's time in the loop also
+        # holds its wait behind the batches fetched before it.
+        for result in results:
+            if result.processing_s is not None:
+                self._metrics.observe_processing(route, result.processing_s)
 
     def _submit(self, deliveries: Sequence[Delivery]) -> PendingResults:
         """The pipeline step for each delivery, but for those whose exact bytes took effect
@@ -333,10 +331,12 @@ class ConsumerLoop:
         first_with: dict[str, int] = {}
         copy_of: dict[int, int] = {}  # a later identical delivery in this batch -> the first
         for index, content in hashes.items():
-            if index not in known:
-                copy_of_first = first_with.setdefault(content, index)
-                if copy_of_first != index:
-                    copy_of[index] = copy_of_first
+            if index in known:
+                continue
+            if content in first_with:
+                copy_of[index] = first_with[content]
+            else:
+                first_with[content] = index
         fresh = [d for i, d in enumerate(deliveries) if i not in known and i not in copy_of]
         pending: PendingResults = self._processor.submit(route, fresh) if fresh else lambda: []
 
@@ -365,7 +365,7 @@ class ConsumerLoop:
         or retry copy is its own (message id, headers, redelivery flag).
         """
         if first.record is not None and first.failure is None and first.retry is None:
-            return replace(first, delivery=delivery)
+            return replace(first, delivery=delivery, processing_s=None)
         [result] = self._processor.submit(self._route.name, [delivery])()
         return result
 

@@ -16,9 +16,10 @@ Nothing here acknowledges, publishes or touches a channel.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +89,9 @@ class PipelineResult:
     # Its exact bytes took effect before, under this idempotency key (ConsumerLoop): a
     # duplicate, found before the pipeline step.
     duplicate_of: str | None = None
+    # Seconds of the pipeline step spent on it (its share of its lockstep group's time);
+    # None when it did not go through the step.
+    processing_s: float | None = None
 
 
 # A batch handed to the pipeline step: called, it waits for its results, in delivery order.
@@ -123,7 +127,10 @@ class Pipeline:
         """``process`` for each delivery, in lockstep groups (integration/lockstep.py)."""
         results: list[PipelineResult] = []
         for group in _lockstep_groups(deliveries):
-            results += lockstep.in_lockstep([self._steps(delivery) for delivery in group])
+            started = time.perf_counter()
+            done = lockstep.in_lockstep([self._steps(delivery) for delivery in group])
+            share = (time.perf_counter() - started) / len(group)
+            results += [replace(result, processing_s=share) for result in done]
         return results
 
     def _steps(self, delivery: Delivery) -> lockstep.Steps[PipelineResult]:

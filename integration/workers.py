@@ -8,7 +8,7 @@ thread of the service (``forkserver``, so no thread state is copied). Each
 worker builds its own contract registry and translator from the same settings.
 
 ``submit`` hands a batch to the workers and returns at once, so a consumer loop
-can settle the batch before while the workers process this one; the results
+can settle earlier batches while the workers process this one; the results
 come back in delivery order when asked for. A worker's exception (including a
 ``TransientError``) is raised in the consumer loop as if it happened there.
 
@@ -24,6 +24,7 @@ the time to process the batch again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -58,7 +59,9 @@ log = logging.getLogger("mesbridge.workers")
 # Set in each worker process by _initialise; the pool's tasks look their route up here.
 _pipelines: dict[str, Pipeline] = {}
 
-_Outcome = tuple[InboundRecord | None, FailedMessage | None, str | None, RetryLater | None]
+_Outcome = tuple[
+    InboundRecord | None, FailedMessage | None, str | None, RetryLater | None, float | None
+]
 
 # A worker whose main process is gone exits with this status: not 0, nobody asked it to.
 _ORPHANED_EXIT_STATUS = 75
@@ -126,13 +129,13 @@ def _process(route: str, deliveries: Sequence[Delivery]) -> list[_Outcome]:
     for delivery in deliveries:
         crash_on_message(delivery.body)
     return [
-        (result.record, result.failure, result.contract, result.retry)
+        (result.record, result.failure, result.contract, result.retry, result.processing_s)
         for result in _pipelines[route].process_many(deliveries)
     ]
 
 
 def _result(route: str, delivery: Delivery, outcome: _Outcome) -> PipelineResult:
-    record, failure, contract, retry = outcome
+    record, failure, contract, retry, processing_s = outcome
     return PipelineResult(
         delivery=delivery,
         route=route,
@@ -140,6 +143,7 @@ def _result(route: str, delivery: Delivery, outcome: _Outcome) -> PipelineResult
         failure=failure,
         contract=contract,
         retry=retry,
+        processing_s=processing_s,
     )
 
 
@@ -187,18 +191,19 @@ class PipelinePool:
         try:
             futures = [executor.submit(_process, route, chunk) for chunk in chunks]
         except BrokenProcessPool:
-            futures = None  # found out below, when the results are asked for
+            futures = None  # a worker died on an earlier batch: found out below
 
         def results() -> list[PipelineResult]:
-            try:
-                if futures is None:
-                    raise BrokenProcessPool("a worker process died before this batch")
-                done = [future.result() for future in futures]
-            except BrokenProcessPool:
-                # A worker died: the pool is unusable. Replace it, then find out whether one
-                # of these messages is what kills it.
-                self._replace(executor)
-                self._on_worker_death(route)
+            done: list[list[_Outcome]] | None = None
+            if futures is not None:
+                with contextlib.suppress(BrokenProcessPool):
+                    done = [future.result() for future in futures]
+            if done is None:
+                # A worker died: the pool is unusable. Replace it (and count the death,
+                # once however many batches it broke), then find out whether one of these
+                # messages is what kills it.
+                if self._replace(executor):
+                    self._on_worker_death(route)
                 return self._isolate(route, deliveries)
             return [
                 _result(route, delivery, outcome)
@@ -266,9 +271,17 @@ class PipelinePool:
             initargs=self._initargs,
         )
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:  # several consumer loops see the same broken pool: replace it once
-            if self._executor is broken:
+    def _replace(self, broken: ProcessPoolExecutor) -> bool:
+        """Replace ``broken`` unless that is done already; True if this call replaced it.
+
+        Every batch in it fails (several in flight, from one or more consumer loops):
+        the pool is replaced, and the death counted, once.
+        """
+        with self._lock:
+            replaced = self._executor is broken
+            if replaced:
                 log.error("a pipeline worker process died; starting %d new ones", self._workers)
                 self._executor = self._new_executor()
         broken.shutdown(wait=False, cancel_futures=True)
+        return replaced
+

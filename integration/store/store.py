@@ -257,14 +257,11 @@ class Store:
         ):
             inserted = self._insert_inbox(connection, [records[i] for _, i in leaders], now)
             kept = self._stored_hashes(connection, [k for k, _ in leaders if k not in inserted])
-            # What took effect, in arrival order: the outbox ids, and so the order the relays
-            # deliver in, follow the queue (the keys are locked by the inbox rows already),
-            # and of two process orders for one order the later one's context wins.
-            accepted = [
-                (key, index)
-                for key, index in sorted(leaders, key=lambda leader: leader[1])
-                if key in inserted
-            ]
+            # What took effect, in arrival order (leader_of's): the outbox ids, and so the
+            # order the relays deliver in, follow the queue (the keys are locked by the inbox
+            # rows already), and of two process orders for one order the later one's
+            # context wins.
+            accepted = [(key, index) for key, index in leader_of.items() if key in inserted]
             outbox_rows: list[dict[str, Any]] = []
             for key, index in accepted:
                 kept[key] = records[index].content_sha256

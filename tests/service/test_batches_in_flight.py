@@ -104,3 +104,8 @@ def test_identical_copies_in_one_batch_go_through_the_step_once(
         for outcome in ("ok", "duplicate", "parked")
     }
     assert processed == {"ok": 3.0, "duplicate": 2.0, "parked": 2.0}
+    # The processing histogram observes the work done: five messages went through the step.
+    observed = registry.get_sample_value(
+        "mesbridge_processing_seconds_count", {"route": "process-order"}
+    )
+    assert observed == 5.0

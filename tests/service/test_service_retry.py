@@ -215,7 +215,7 @@ def test_a_dead_worker_process_is_replaced_and_nothing_is_lost_or_parked(
         _sample(harness, "mesbridge_pipeline_worker_deaths_total", route=route)
         for route in ("process-order", "performance")
     )
-    assert deaths >= 1
+    assert deaths == 1, "one death, counted once however many batches it broke"
     assert len({delivery.message_id for delivery in harness.outputs(40)}) == 40
     store = harness.service.store
     assert store is not None
