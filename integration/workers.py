@@ -282,6 +282,24 @@ class PipelinePool:
             if replaced:
                 log.error("a pipeline worker process died; starting %d new ones", self._workers)
                 self._executor = self._new_executor()
+                _kill_survivors(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         return replaced
 
+
+def _kill_survivors(broken: ProcessPoolExecutor) -> None:
+    """SIGKILL the workers of a broken pool that are still alive.
+
+    The pool's manager thread ends them with SIGTERM, which pipeline workers ignore (a
+    supervisor's SIGTERM to the whole group must not end them before the main process
+    has drained), and then waits for them. A survivor that was sending a large result
+    back when its sibling died blocks on the pipe nobody reads any more: the manager
+    thread waits forever, and so does the interpreter's exit, which joins it. Their work
+    is lost with the pool either way; the batch is processed again (``_isolate``).
+    ``_processes`` is the executor's own map of its workers (Python 3.14 adds
+    ``kill_workers()`` for this).
+    """
+    processes = getattr(broken, "_processes", None) or {}
+    for process in list(processes.values()):
+        if process.is_alive():
+            process.kill()
