@@ -4,7 +4,6 @@ byte-identical copies within one batch go through the step once."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -14,6 +13,7 @@ from integration.pipeline import PendingResults, PipelineResult
 from integration.workers import InlinePipelines
 from tests.service.conftest import Harness
 from tests.service.test_service_flow import _order
+from tests.support.rabbit import ready_messages
 
 
 class Recorder:
@@ -81,7 +81,12 @@ def test_identical_copies_in_one_batch_go_through_the_step_once(
     harness.wait_for(lambda: ("results", 0) in recorder.events)  # the loop waits on it
     copied, other, bad = _order(1), _order(2), _order(3, quantity="1,5")
     harness.publish([copied, copied, copied, other, bad, bad])
-    time.sleep(0.5)  # all six in the consumer's hands before the first batch settles
+    # All six in the consumer's hands before the first batch settles, so they form the next
+    # batch: RabbitMQ pushes them within the prefetch window (the memory broker hands out
+    # whatever is queued at the next fetch).
+    if harness.service.settings.broker_url.startswith("amqp"):
+        url, queue = harness.service.settings.broker_url, f"{harness.prefix}.process-order"
+        harness.wait_for(lambda: ready_messages(url, queue) == 0)
     recorder.release.set()
     harness.wait_for(harness.settled(inputs=3, parked=2))
 

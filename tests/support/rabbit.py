@@ -13,6 +13,15 @@ SERVICE_EXCHANGES = ("in", "out", "dlx")
 ROUTES = ("process-order", "performance")
 
 
+def ready_messages(url: str, queue: str) -> int:
+    """Messages on ``queue`` that RabbitMQ has not yet pushed to a consumer."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
 def delete_service_topology(url: str, prefix: str, *, queues: Iterable[str] = ()) -> None:
     """Delete the service's queues and exchanges, the delay queues of the default retry
     delays, and ``queues`` (e.g. the delay queues of other delays; RabbitMQ ignores a
