@@ -260,15 +260,33 @@ class _Reader:
         confirmations: list[PhaseConfirmation] = []
         end_times: list[datetime] = []
         segment_ends: list[datetime] = []
-        plant: str | None = None
+        plants: dict[str, etree._Element] = {}  # each plant named, with where it first is
         for noun, response in responses:
             self.check_operations_type(response, noun)
             end = self.text(response, "EndTime")
             if end is not None:
                 end_times.append(_datetime(*end))
-            plant = plant or self.plant(response) or self.plant(noun)
+            site = self.plant(response) or self.plant(noun)
+            if site is not None:
+                plants.setdefault(*site)
             for segment in self.children(response, "SegmentResponse"):
-                self.segment(segment, actuals, confirmations, segment_ends)
+                self.segment(segment, actuals, confirmations, segment_ends, None)
+        if len(plants) > 1:
+            # One order is produced in one plant: posting some of it in another is a guess.
+            raise MappingError(
+                f"the message names {len(plants)} plants ({', '.join(plants)}) for order "
+                f"{order_number}; one message reports on one order in one plant",
+                findings=[
+                    Finding(
+                        where=_path(element),
+                        line=source_line(element),
+                        value=value,
+                        expected="one plant (Site) for every response of the order",
+                    )
+                    for value, element in plants.items()
+                ],
+            )
+        plant = next(iter(plants), None)
 
         if end_times:
             event_time = max(end_times)
@@ -338,7 +356,8 @@ class _Reader:
                 "Production (mesbridge posts production goods movements only)",
             )
 
-    def plant(self, parent: etree._Element) -> str | None:
+    def plant(self, parent: etree._Element) -> tuple[str, etree._Element] | None:
+        """The plant ``parent``'s HierarchyScope names (level Site), with its element."""
         scope = self.child(parent, "HierarchyScope")
         if scope is None:
             return None
@@ -356,7 +375,7 @@ class _Reader:
                 value,
                 f"an SAP plant (WERKS) of at most {_PLANT_LENGTH} characters",
             )
-        return value
+        return value, element
 
     def segment(
         self,
@@ -364,7 +383,9 @@ class _Reader:
         actuals: list[MaterialActual],
         confirmations: list[PhaseConfirmation],
         ends: list[datetime],
+        plant: str | None,
     ) -> None:
+        """``plant``: the Site an enclosing segment names (a segment's own Site wins)."""
         for name in _UNREAD_MATERIAL:
             unread = self.children(segment, name)
             if unread:
@@ -387,13 +408,15 @@ class _Reader:
         if end is not None:
             ends.append(_datetime(*end))
         phase = self.phase(segment)
+        site = self.plant(segment)
+        plant = site[0] if site is not None else plant
         for actual in self.children(segment, "MaterialActual"):
-            actuals.append(self.actual(actual, phase))
+            actuals.append(self.actual(actual, phase, plant))
         confirmation = self.confirmation(segment, phase)
         if confirmation is not None:
             confirmations.append(confirmation)
         for child in self.children(segment, self.shape.child_segment):
-            self.segment(child, actuals, confirmations, ends)
+            self.segment(child, actuals, confirmations, ends, plant)
 
     def phase(self, segment: etree._Element) -> str | None:
         # The ID mesbridge's schedule gave the phase (VORNR) comes back as the response's
@@ -532,7 +555,11 @@ class _Reader:
                 "final confirmation: SAP would close a phase the MES still runs",
             )
 
-    def actual(self, actual: etree._Element, phase: str | None) -> MaterialActual:
+    def actual(
+        self, actual: etree._Element, phase: str | None, segment_plant: str | None
+    ) -> MaterialActual:
+        """One MaterialActual; its plant is the Site it names, else its segment's (the
+        response's plant applies to the rest, ``complete_report``)."""
         line = source_line(actual)
         assembly = self.children(actual, "AssemblyActual")
         if assembly:
@@ -570,12 +597,14 @@ class _Reader:
         )
         properties = self.properties(actual)
         storage = self.storage_location(actual, properties.get("SAPStorageLocation"))
+        own_site = self.plant(actual)
         return MaterialActual(
             role=role,
             material=material,
             quantity=Quantity(value=value, unit=unit),
             batch=batch,
             storage_location=storage,
+            plant=own_site[0] if own_site is not None else segment_plant,
             reservation=_numeric(
                 properties.get("SAPReservation"), _RESERVATION_LENGTH, "SAPReservation"
             ),

@@ -224,7 +224,12 @@ def _timezones(
 
 
 def _sap_code(value: str, length: int, what: str, where: str) -> str:
-    if len(value) > length or value != value.strip() or not value.isprintable():
+    if (
+        not value
+        or len(value) > length
+        or any(c.isspace() for c in value)
+        or not value.isprintable()
+    ):
         raise ConfigurationError(
             f"{where}: {value!r} is not an SAP {what} (at most {length} characters, no spaces)"
         )

@@ -33,6 +33,7 @@ from contracts.errors import ConfigurationError, Finding, MappingError
 from transforms.mapping import MappingProfile
 from transforms.model import MaterialActual, MaterialRole, PerformanceReport
 from transforms.movements import DEFAULT_MOVEMENT_RULES, MovementRules
+from transforms.sap_values import sap_upper
 
 __all__ = ["MESSAGE_ID_NAMESPACE", "GoodsMovementIdoc", "IdocSender", "goods_movement_idocs"]
 
@@ -268,7 +269,7 @@ def _item(
     storage = actual.storage_location
     if storage is not None and len(storage) > 4:
         problem("STGE_LOC", storage, "at most 4 characters (SAP LGORT)")
-    batch = actual.batch.strip().upper() if actual.batch and actual.batch.strip() else None
+    batch = sap_upper(actual.batch.strip()) if actual.batch and actual.batch.strip() else None
     if batch is not None and len(batch) > 10:
         problem(
             "BATCH",
@@ -330,9 +331,9 @@ def _material(text: str, problem: _Problem) -> tuple[str, str | None]:
     if value.isdigit() and len(value) <= 18:
         return "MATERIAL", value.zfill(18)
     if len(value) <= 18:
-        return "MATERIAL", value.upper()
+        return "MATERIAL", sap_upper(value)
     if len(value) <= 40:
-        return "MATERIAL_LONG", value.upper()
+        return "MATERIAL_LONG", sap_upper(value)
     problem("MATERIAL_LONG", text, f"at most 40 characters (SAP MATERIAL_LONG), not {len(value)}")
     return "MATERIAL_LONG", None
 
@@ -378,7 +379,7 @@ def _order_id(order_number: str, findings: list[Finding]) -> str | None:
             )
         )
         return None
-    return value.zfill(12) if value.isdigit() else value.upper()
+    return value.zfill(12) if value.isdigit() else sap_upper(value)
 
 
 def _posting_date(

@@ -150,34 +150,48 @@ def complete_report(
         raise ValueError(
             f"context of order {context.order_number} given for order {report.order_number}"
         )
-    plant = report.plant or (context.plant if context else None)
-    plant = plant or profile.sender_plants.get(report.sender)
-    actuals = tuple(_complete(actual, plant, profile, context) for actual in report.actuals)
-    return dataclasses.replace(report, plant=plant, actuals=actuals)
+    fallback = (context.plant if context else None) or profile.sender_plants.get(report.sender)
+    actuals = tuple(
+        _complete(actual, report.plant, fallback, profile, context) for actual in report.actuals
+    )
+    return dataclasses.replace(report, plant=report.plant or fallback, actuals=actuals)
 
 
 def _complete(
     actual: MaterialActual,
-    report_plant: str | None,
+    message_plant: str | None,
+    fallback_plant: str | None,
     profile: MappingProfile,
     context: OrderContext | None,
 ) -> MaterialActual:
-    plant = actual.plant or report_plant
+    """``message_plant``: the plant the message names for the whole report; ``fallback_plant``:
+    the order's plant SAP sent, else the sender's plant in the profile."""
+    named = actual.plant or message_plant  # what the message says is never overridden
+    plant = named
     storage = actual.storage_location
     reservation, reservation_item = actual.reservation, actual.reservation_item
     if actual.role is MaterialRole.PRODUCED:
-        if storage is None and context is not None and actual.material == context.material:
+        if (
+            storage is None
+            and context is not None
+            and actual.material == context.material
+            and named in (None, context.plant)
+        ):
             storage = context.receipt_storage_location
     else:
-        match = _component(actual, context)
+        # A component SAP keeps in another plant than the message names is not this
+        # actual's: its storage location and reservation would be another plant's.
+        match = _component(actual, context, named)
         if match is not None:
             storage = storage or match.storage_location
             if reservation is None and match.reservation and match.reservation_item:
                 reservation, reservation_item = match.reservation, match.reservation_item
             plant = plant or match.plant
+    plant = plant or fallback_plant
     if storage is None and plant and plant in profile.plant_storage:
         defaults = profile.plant_storage[plant]
         storage = defaults.issue if actual.role is MaterialRole.CONSUMED else defaults.receipt
+    report_plant = message_plant or fallback_plant
     return dataclasses.replace(
         actual,
         plant=actual.plant or (plant if plant != report_plant else None),
@@ -187,15 +201,23 @@ def _complete(
     )
 
 
-def _component(actual: MaterialActual, context: OrderContext | None) -> ComponentContext | None:
-    """The order's one component this actual is about, or None when it is not one and only one."""
+def _component(
+    actual: MaterialActual, context: OrderContext | None, plant: str | None
+) -> ComponentContext | None:
+    """The order's one component this actual is about, or None when it is not one and only one.
+
+    ``plant``: the plant the message names; only a component SAP keeps in that plant (its
+    own, else the order's) can be the one.
+    """
     if context is None:
         return None
     by_product = actual.role is MaterialRole.BY_PRODUCT
     candidates = [
         c
         for c in context.components
-        if c.material == actual.material and c.by_product == by_product
+        if c.material == actual.material
+        and c.by_product == by_product
+        and (plant is None or (c.plant or context.plant) == plant)
     ]
     if actual.phase is not None and len(candidates) > 1:
         candidates = [c for c in candidates if c.phase == actual.phase]

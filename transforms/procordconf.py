@@ -41,6 +41,7 @@ from typing import Any
 from contracts.errors import Finding, MappingError
 from transforms.mapping import MappingProfile
 from transforms.model import PerformanceReport, PhaseConfirmation
+from transforms.sap_values import sap_upper
 
 __all__ = [
     "CONFIRMATION_ID_NAMESPACE",
@@ -246,7 +247,7 @@ def _order_id(order_number: str, problem: _Problem) -> str | None:
             f"an order number of 1 to {_ORDER_LENGTH} characters without blanks (SAP AUFNR)",
         )
         return None
-    return value.zfill(_ORDER_LENGTH) if value.isdigit() else value.upper()
+    return value.zfill(_ORDER_LENGTH) if value.isdigit() else sap_upper(value)
 
 
 def _plant(report: PerformanceReport, profile: MappingProfile, problem: _Problem) -> str | None:

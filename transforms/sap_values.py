@@ -24,6 +24,7 @@ __all__ = [
     "sap_material",
     "sap_order_number",
     "sap_time",
+    "sap_upper",
 ]
 
 ORDER_NUMBER_LENGTH = 12
@@ -142,7 +143,7 @@ def sap_material(text: str, ref: FieldRef, *, long_field: bool = False) -> str:
         )
     if value.isdigit() and len(value) <= MATERIAL_LENGTH:
         return value.zfill(MATERIAL_LENGTH)
-    return value.upper()
+    return sap_upper(value)
 
 
 def sap_batch(text: str, ref: FieldRef) -> str | None:
@@ -156,7 +157,18 @@ def sap_batch(text: str, ref: FieldRef) -> str | None:
             text,
             f"at most {BATCH_LENGTH} characters (SAP batch CHARG)",
         )
-    return value.upper()
+    return sap_upper(value)
+
+
+def sap_upper(value: str) -> str:
+    """``value`` in upper case, as SAP keeps batches, materials and order numbers, without
+    ever changing its length: a character whose upper case is several characters (``ß`` →
+    ``SS``) is kept as it is, so the value stays the one the sender meant and a length check
+    sees the value as sent."""
+    upper = value.upper()
+    if len(upper) == len(value):
+        return upper
+    return "".join(c.upper() if len(c.upper()) == 1 else c for c in value)
 
 
 def _padded_key(text: str, ref: FieldRef, length: int, what: str) -> str:
@@ -165,4 +177,4 @@ def _padded_key(text: str, ref: FieldRef, length: int, what: str) -> str:
         raise ref.error(f"{what} is empty", text, f"an {what}")
     if len(value) > length:
         raise ref.error(f"{what} is {len(value)} characters", text, f"at most {length} characters")
-    return value.zfill(length) if value.isdigit() else value.upper()
+    return value.zfill(length) if value.isdigit() else sap_upper(value)

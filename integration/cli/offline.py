@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from contracts.errors import MesbridgeError, UnusableInput
+from contracts.errors import ConfigurationError, MesbridgeError, UnusableInput
 from integration.bootstrap import Components
 from integration.intake import read_message
 from integration.routes import Accepted, Target
@@ -39,8 +39,10 @@ def _accept(components: Components, path: Path) -> Accepted:
 
 
 def _judge(components: Components, path: Path) -> _Verdict:
+    contract: str | None = None
     try:
         accepted = _accept(components, path)
+        contract = str(accepted.contract.key)
         translator = components.translator()
         targets = translator.targets(accepted)
         if Target.PASX in targets:
@@ -58,14 +60,18 @@ def _judge(components: Components, path: Path) -> _Verdict:
             )
         else:
             detail = "valid"
-        return _Verdict(str(path), EXIT_OK, str(accepted.contract.key), detail)
+        return _Verdict(str(path), EXIT_OK, contract, detail)
+    except ConfigurationError:
+        raise  # the installation is wrong, not the message: exit 2 (integration/cli)
     except MesbridgeError as exc:
         code = EXIT_UNUSABLE if isinstance(exc, UnusableInput) else EXIT_INVALID
         findings = tuple(
             dict[str, object](where=f.where, line=f.line, value=f.value, expected=f.expected)
             for f in exc.findings
         )
-        return _Verdict(str(path), code, None, str(exc), type(exc).__name__, findings)
+        # Identified, then invalid against it (or not mappable): name the contract.
+        contract = contract or getattr(exc, "contract", None)
+        return _Verdict(str(path), code, contract, str(exc), type(exc).__name__, findings)
 
 
 @click.command()
@@ -78,6 +84,7 @@ def validate(components: Components, files: tuple[Path, ...], as_json: bool) -> 
     Exit 0 when every file is valid, 1 when one is invalid (errors name the field, line, value
     and what was expected), 2 when one cannot be used at all (unreadable, hostile, malformed).
     """
+    components.translator()  # a wrong profile or contract set stops here, with exit 2
     verdicts = [_judge(components, path) for path in files]
     for verdict in verdicts:
         if as_json:
@@ -139,11 +146,14 @@ def transform(
     request per order, or a Tulip record (a JSON array when the file holds several orders).
     Exit 1 with the reason when the message is invalid or cannot be mapped.
     """
+    translator = components.translator(pasx_version)  # a wrong profile: exit 2, at once
     try:
         accepted = _accept(components, file)
-        outputs = components.translator(pasx_version).outputs(
+        outputs = translator.outputs(
             accepted, Target(target), created_at=datetime.now(UTC), combine=out_dir is None
         )
+    except ConfigurationError:
+        raise  # the installation is wrong, not the message: exit 2 (integration/cli)
     except MesbridgeError as exc:
         click.echo(f"mesbridge transform: {exc}", err=True)
         raise SystemExit(EXIT_INVALID) from None

@@ -93,3 +93,48 @@ def test_root_of_another_contract_is_refused() -> None:
     with pytest.raises(MappingError, match="not a b2mml/ProductionPerformance/V0600") as caught:
         performance_report(_document("1"), "b2mml/ProductionPerformance/V0600", PROFILE)
     assert "ProcessProductionPerformance" in caught.value.findings[0].expected
+
+
+def _site(plant: str) -> str:
+    return (
+        f"<HierarchyScope><EquipmentID>{plant}</EquipmentID>"
+        "<EquipmentLevel>Site</EquipmentLevel></HierarchyScope>"
+    )
+
+
+def _responses(*sites: tuple[str, str, str]) -> etree._Element:
+    """A V7 performance of order 42, one response per (response Site, segment Site,
+    actual Site); an empty string leaves that level's Site out."""
+    responses = "".join(
+        f"""<OperationsResponse>{_site(response) if response else ""}
+<OperationsType>Production</OperationsType><OperationsRequestID>42</OperationsRequestID>
+<SegmentResponse><ID>0010</ID>{_site(segment) if segment else ""}<MaterialActual><ID>1</ID>
+{_site(actual) if actual else ""}<MaterialDefinitionID>4711</MaterialDefinitionID>
+<MaterialUse>Consumed</MaterialUse>
+<Quantity><QuantityString>1</QuantityString><UnitOfMeasure>KG</UnitOfMeasure></Quantity>
+</MaterialActual></SegmentResponse></OperationsResponse>"""
+        for response, segment, actual in sites
+    )
+    text = f"""<ProcessOperationsPerformance xmlns="http://www.mesa.org/xml/B2MML" releaseID="7">
+<ApplicationArea><Sender><LogicalID>PASX</LogicalID></Sender>
+<CreationDateTime>2025-01-01T00:00:00Z</CreationDateTime><BODID>B1</BODID></ApplicationArea>
+<DataArea><Process/><OperationsPerformance>{responses}</OperationsPerformance></DataArea>
+</ProcessOperationsPerformance>"""
+    return etree.fromstring(text.encode())
+
+
+def test_responses_naming_different_plants_are_refused_not_merged() -> None:
+    with pytest.raises(MappingError, match=r"2 plants \(1100, 2000\)") as caught:
+        performance_report(_responses(("1100", "", ""), ("2000", "", "")), V7, PROFILE)
+    assert [f.value for f in caught.value.findings] == ["1100", "2000"]
+    # Naming the same plant twice, or once, is one plant.
+    report = performance_report(_responses(("1100", "", ""), ("1100", "", "")), V7, PROFILE)
+    assert report.plant == "1100"
+
+
+def test_a_segment_or_actual_that_names_its_plant_keeps_it() -> None:
+    report = performance_report(
+        _responses(("1100", "", "2000"), ("1100", "3000", ""), ("1100", "", "")), V7, PROFILE
+    )
+    assert report.plant == "1100"
+    assert [actual.plant for actual in report.actuals] == ["2000", "3000", None]

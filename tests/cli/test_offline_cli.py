@@ -213,3 +213,25 @@ def test_unpostable_performance_is_refused_naming_each_field(runner: CliRunner) 
     assert "PLANT" in result.stderr
     assert "found '3.1416', expected at most 3 decimals" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_wrong_mapping_profile_stops_validate_and_transform_with_exit_2(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    defaults = (REPO / "integration" / "defaults" / "mapping.toml").read_text("utf-8")
+    profile = tmp_path / "mapping.toml"
+    profile.write_text(defaults + '\n[plants.4711]\nissue_storage_location = "RM001"\n')
+    env = {"MESBRIDGE_MAPPING_FILE": str(profile)}
+    for args in (["validate", str(GOOD)], ["transform", str(GOOD), "--to", "pasx"]):
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == 2, result.output
+        assert "configuration error" in result.stderr
+        assert "'RM001' is not an SAP storage location" in result.stderr
+        assert "INVALID" not in result.stderr
+
+
+def test_validate_json_names_the_contract_a_message_failed(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["validate", "--json", str(BAD)])
+    assert result.exit_code == 1
+    verdict = json.loads(result.stdout)
+    assert (verdict["valid"], verdict["contract"]) == (False, "sap-idoc/LOIPRO01/1")

@@ -16,7 +16,12 @@ from tests.support.idoc_factory import ComponentSpec, OrderSpec, PhaseSpec, buil
 from transforms.loipro import parse_loipro
 from transforms.mapping import MappingProfile, PlantStorage
 from transforms.model import MaterialActual, MaterialRole, PerformanceReport, Quantity, Unit
-from transforms.order_context import OrderContext, complete_report, order_context
+from transforms.order_context import (
+    ComponentContext,
+    OrderContext,
+    complete_report,
+    order_context,
+)
 
 KG = Unit(sap="KG", iso="KGM")
 
@@ -187,8 +192,68 @@ def test_profile_reads_sender_plants_and_plant_storage_locations() -> None:
         ('[plants.10000]\nissue_storage_location = "RM01"\n', "plant"),
         ('[senders.PASX]\nplant = "10000"\n', "plant"),
         ('[plants.1000]\nissue_storage = "RM01"\n', "issue_storage_location"),
+        ('[plants.1000]\nissue_storage_location = "R 1"\n', "storage location"),
+        ('[senders.PASX]\nplant = "1 0"\n', "plant"),
     ],
 )
 def test_profile_refuses_values_sap_cannot_hold(extra: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         _site_profile(extra)
+
+
+def _order_at_1100(component_plant: str | None) -> OrderContext:
+    return OrderContext(
+        order_number="000000600001",
+        plant="1100",
+        material="000000000000200001",
+        receipt_storage_location="FG01",
+        components=(
+            ComponentContext(
+                material="000000000000300010",
+                phase="0010",
+                plant=component_plant,
+                storage_location="RM01",
+                reservation="0000765432",
+                reservation_item="0007",
+            ),
+        ),
+    )
+
+
+def test_a_component_in_another_plant_than_the_message_names_lends_it_nothing(
+    profile: MappingProfile,
+) -> None:
+    produced = MaterialActual(
+        role=MaterialRole.PRODUCED,
+        material="000000000000200001",
+        quantity=Quantity(value=Decimal("40"), unit=KG),
+    )
+    report = complete_report(
+        _report(_consumed("000000000000300010"), produced, plant="2000"),
+        profile,
+        _order_at_1100("1100"),
+    )
+    consumed, received = report.actuals
+    assert report.plant == "2000"
+    # Plant 1100's storage location and reservation would post plant 2000 stock wrongly.
+    assert (consumed.storage_location, consumed.reservation, consumed.reservation_item) == (
+        None,
+        None,
+        None,
+    )
+    assert received.storage_location is None
+
+
+def test_a_component_sap_keeps_in_another_plant_is_issued_there(
+    profile: MappingProfile,
+) -> None:
+    report = complete_report(
+        _report(_consumed("000000000000300010")), profile, _order_at_1100("1200")
+    )
+    assert report.plant == "1100"
+    (actual,) = report.actuals
+    assert (actual.plant, actual.storage_location, actual.reservation) == (
+        "1200",
+        "RM01",
+        "0000765432",
+    )

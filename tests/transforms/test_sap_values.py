@@ -20,6 +20,7 @@ from transforms.sap_values import (
     sap_material,
     sap_order_number,
     sap_time,
+    sap_upper,
 )
 
 REF = FieldRef("/LOIPRO01/IDOC/E1AFKOL/GAMNG", 12)
@@ -134,3 +135,11 @@ def test_batches_longer_than_10_are_refused_never_cut(batch: str) -> None:
         sap_batch(batch, REF)
     assert batch in str(caught.value)
     assert "at most 10" in str(caught.value)
+
+
+def test_upper_case_never_changes_a_values_length() -> None:
+    # "ß".upper() is "SS": the batch would become another one, two characters longer.
+    assert sap_upper("ß1a") == "ß1A"
+    assert sap_batch("ßßßßßßßßßß", REF) == "ßßßßßßßßßß"
+    assert sap_material("ab-ß", REF) == "AB-ß"
+    assert sap_upper("x25j0001") == "X25J0001"
