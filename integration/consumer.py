@@ -42,7 +42,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -496,15 +496,26 @@ class ConsumerLoop:
         with_records = [result for result in results if result.record is not None]
         conflicts: list[FailedMessage] = []
         for result, outcome in zip(with_records, outcomes, strict=True):
-            if outcome is not SettleOutcome.CONFLICT:
+            if outcome not in (SettleOutcome.CONFLICT, SettleOutcome.REPEATED_OUTPUT):
                 continue
             assert result.record is not None
             record = result.record
-            error = IdempotencyConflict(
-                f"idempotency key {record.idempotency_key} was settled before with other "
-                f"content; this message (sha256 {record.content_sha256}) is parked for review",
-                message_ref=f"route {record.route}",
-            )
+            if outcome is SettleOutcome.CONFLICT:
+                reason = (
+                    f"idempotency key {record.idempotency_key} was settled before with other "
+                    f"content; this message (sha256 {record.content_sha256}) is parked for review"
+                )
+            else:
+                orders = ", ".join(
+                    dict.fromkeys(n for o in record.outputs for n in _orders(o.headers))
+                )
+                reason = (
+                    f"an output of this message (order {orders or 'unknown'}) was made before: "
+                    "it repeats an IDoc that took effect already (sent again alone or in "
+                    "another packet) or holds one IDoc twice; parked for review so that it "
+                    f"takes effect once (idempotency key {record.idempotency_key})"
+                )
+            error = IdempotencyConflict(reason, message_ref=f"route {record.route}")
             conflicts.append(
                 FailedMessage.from_error(
                     error,
@@ -574,6 +585,10 @@ class ConsumerLoop:
         for result in results:
             if result.failure is not None and result.failure.error_class in _VALIDATION_ERRORS:
                 self._metrics.validation_failed(result.contract or "unknown")
+
+
+def _orders(headers: Mapping[str, str]) -> list[str]:
+    return [n for n in headers.get("x-mesbridge-orders", "").split(",") if n]
 
 
 def _close_quietly(*parts: BrokerConsumer | BrokerPublisher | None) -> None:

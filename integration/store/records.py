@@ -75,6 +75,10 @@ class SettleOutcome(Enum):
     ACCEPTED = "accepted"  # first time seen: inbox row and outbox rows written
     DUPLICATE = "duplicate"  # key seen before with the same content: ack and count it
     CONFLICT = "conflict"  # key seen before with different content: park it for review
+    # A new key, but an output's message id was made before (by another input, or earlier
+    # in this one): an IDoc sent again inside another packet, or twice in one. Parked for
+    # review, so that it takes effect once.
+    REPEATED_OUTPUT = "repeated-output"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,6 +42,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -257,6 +258,12 @@ class Store:
         ):
             inserted = self._insert_inbox(connection, [records[i] for _, i in leaders], now)
             kept = self._stored_hashes(connection, [k for k, _ in leaders if k not in inserted])
+            repeated = self._repeated_outputs(connection, records, leader_of, inserted)
+            if repeated:
+                # Never visible to anyone: the rows go with the keys they would have claimed.
+                connection.execute(
+                    delete(inbox).where(inbox.c.id.in_([inserted.pop(k) for k in repeated]))
+                )
             # What took effect, in arrival order (leader_of's): the outbox ids, and so the
             # order the relays deliver in, follow the queue (the keys are locked by the inbox
             # rows already), and of two process orders for one order the later one's
@@ -276,7 +283,9 @@ class Store:
             # Every entry but an accepted leader is judged against what the inbox now holds,
             # so a batch has the outcomes its entries would have one after the other.
             outcomes = [
-                SettleOutcome.ACCEPTED
+                SettleOutcome.REPEATED_OUTPUT
+                if r.idempotency_key in repeated
+                else SettleOutcome.ACCEPTED
                 if leader_of[r.idempotency_key] == index and r.idempotency_key in inserted
                 else _repeat(kept[r.idempotency_key], r.content_sha256)
                 for index, r in enumerate(records)
@@ -286,6 +295,42 @@ class Store:
             if replays:
                 resolve_replays(connection, replays, now=now)
         return outcomes, claimed
+
+    def _repeated_outputs(
+        self,
+        connection: Connection,
+        records: Sequence[InboundRecord],
+        leader_of: Mapping[str, int],
+        inserted: Mapping[str, int],
+    ) -> set[str]:
+        """Keys new to the inbox whose outputs' message ids were made before: by a settled
+        input, by an earlier input of this batch, or twice by the input itself.
+
+        Message ids are derived per IDoc and order, keys per message: an IDoc that took effect
+        inside one packet and comes again alone (or in another packet) has a new key but an
+        output that exists. Writing it would break the outbox's unique message id and return
+        the batch to the queue forever; taking it as a duplicate could drop a changed IDoc.
+        """
+        new = [(key, index) for key, index in leader_of.items() if key in inserted]
+        wanted = sorted({o.message_id for _, i in new for o in records[i].outputs})
+        taken: set[str] = set()
+        if self._dialect == "postgresql" and wanted:
+            # One array parameter, as in settled_contents.
+            listed = bindparam("ids", wanted, type_=postgresql.ARRAY(String()))
+            query = select(outbox.c.message_id).where(outbox.c.message_id == any_(listed))
+            taken.update(connection.execute(query).scalars())
+        else:
+            for chunk in _chunks(wanted):
+                query = select(outbox.c.message_id).where(outbox.c.message_id.in_(chunk))
+                taken.update(connection.execute(query).scalars())
+        repeated: set[str] = set()
+        for key, index in new:  # arrival order: the first to make an id keeps it
+            ids = [output.message_id for output in records[index].outputs]
+            if len(set(ids)) < len(ids) or not taken.isdisjoint(ids):
+                repeated.add(key)
+            else:
+                taken.update(ids)
+        return repeated
 
     def _insert_outbox(
         self,

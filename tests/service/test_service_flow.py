@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -127,6 +128,40 @@ def test_bad_and_conflicting_messages_are_parked_and_the_rest_flows(
         lambda: registry.get_sample_value("mesbridge_parked_messages") == 3.0, timeout_s=15
     )
     assert registry.get_sample_value("mesbridge_outbox_backlog") == 0.0
+
+
+def test_an_idoc_that_took_effect_and_comes_again_in_another_message_is_parked_not_stalling(
+    make_service: Callable[..., Harness],
+) -> None:
+    """Outputs' message ids are per IDoc and order, inbox keys per message: an IDoc settled
+    inside one packet that comes again alone (or twice in one file) must not break the
+    outbox's unique message id and send its batch back to the queue forever."""
+    harness = make_service(consumers=1)
+    first, second, third = (
+        OrderSpec(docnum=f"{n:016d}", order_number=str(610000 + n)) for n in (1, 2, 3)
+    )
+    harness.publish([build_loipro([first, second])])
+    harness.wait_for(harness.settled(inputs=1))
+    again = build_loipro([second])  # SAP sends one IDoc of the packet again, alone
+    changed = build_loipro([dataclasses.replace(second, quantity="12.000")])
+    twice = build_loipro([third, third])  # one IDoc twice in one file
+    harness.publish([again, changed, twice, _order(4)])
+    harness.wait_for(harness.settled(inputs=2, parked=3))
+
+    schedules = harness.outputs(3)
+    assert sorted(d.headers["x-mesbridge-orders"] for d in schedules) == [
+        "000000600004",
+        "000000610001",
+        "000000610002",
+    ]
+    store = harness.service.store
+    assert store is not None
+    failures = [store.get_failure(n) for n in (1, 2, 3)]
+    assert [f.body if f else None for f in failures] == [again, changed, twice]
+    for failure in failures:
+        assert failure is not None
+        assert failure.error_class == "IdempotencyConflict"
+        assert "was made before" in failure.error_text
 
 
 def test_stop_drains_the_batch_and_flushes_the_outbox(

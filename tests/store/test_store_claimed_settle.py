@@ -117,3 +117,26 @@ def test_order_contexts_are_upserted_last_one_wins(
         assert contexts.lookup("1000236") is None
     finally:
         engine.dispose()
+
+
+def test_a_new_key_whose_output_was_made_before_is_a_repeated_output(
+    store: Store, make_record: RecordFactory
+) -> None:
+    packet = make_record("k1", outputs=2)
+    store.settle_and_claim([packet], claim={"amqp"})
+    again = dataclasses.replace(make_record("k2"), outputs=packet.outputs[1:])
+    twice = dataclasses.replace(make_record("k3"), outputs=[*packet.outputs[:1]] * 2)
+    fresh = make_record("k4")
+    outcomes, claimed = store.settle_and_claim(
+        [again, make_record("k2", body=b"other"), fresh, twice], claim={"amqp"}
+    )
+    assert outcomes == [
+        SettleOutcome.REPEATED_OUTPUT,
+        SettleOutcome.REPEATED_OUTPUT,
+        SettleOutcome.ACCEPTED,
+        SettleOutcome.REPEATED_OUTPUT,
+    ]
+    assert [row.message_id for row in claimed] == [o.message_id for o in fresh.outputs]
+    # The repeated keys took no effect: they can be replayed once the review is done.
+    outcomes, _ = store.settle_and_claim([make_record("k2")], claim={"amqp"})
+    assert outcomes == [SettleOutcome.ACCEPTED]
