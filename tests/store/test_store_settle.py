@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import exc as sa_exc
 
+from contracts.errors import TransientError
 from integration.store import InboundRecord, SettleOutcome, Store
 from tests.store.conftest import sha256
 
@@ -202,50 +203,47 @@ def test_an_empty_batch_is_no_work(store: Store, counts: Counts) -> None:
 
 
 def test_a_batch_that_fails_midway_leaves_nothing(
-    store: Store, make_record: RecordFactory, counts: Counts
+    store: Store, make_record: RecordFactory, counts: Counts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = make_record("k1", outputs=2)
     also_good = make_record("k2")
-    clash = InboundRecord(  # its output reuses k1's message id: a bug upstream
-        idempotency_key="k3",
-        content_sha256=make_record("k3").content_sha256,
-        route="sap.LOIPRO",
-        contract="sap-idoc/LOIPRO01/1",
-        source_message_id=None,
-        received_at=datetime(2026, 5, 9, tzinfo=UTC),
-        outputs=[good.outputs[1]],
-    )
 
-    with pytest.raises(sa_exc.IntegrityError):
-        store.settle_batch([good, also_good, clash])
+    def fail(*_args: object, **_kwargs: object) -> None:
+        # After the inbox and outbox rows are written: the transaction must undo them.
+        raise sa_exc.OperationalError("INSERT INTO order_context", {}, Exception("lost"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr("integration.store.store.save_order_contexts", fail)
+        with pytest.raises(TransientError):
+            store.settle_batch([good, also_good])
 
     assert counts() == {"inbox": 0, "outbox": 0, "failed_message": 0}
     assert store.lookup("k1") is None
-    # The same inputs, without the bug, are then accepted as new.
+    # The same inputs are then accepted as new.
     assert store.settle_batch([good, also_good]) == [ACCEPTED, ACCEPTED]
     assert counts() == {"inbox": 2, "outbox": 3, "failed_message": 0}
 
 
-def test_a_clash_with_an_existing_output_rolls_back_the_whole_batch(
+def test_an_input_whose_output_was_made_before_takes_no_effect_and_the_rest_does(
     store: Store, make_record: RecordFactory, counts: Counts
 ) -> None:
-    first = make_record("k1")
+    first = make_record("k1", outputs=2)
     store.settle_batch([first])
-    clash = InboundRecord(
+    clash = InboundRecord(  # a new key, but k1's output: the same IDoc in another message
         idempotency_key="k9",
         content_sha256=make_record("k9").content_sha256,
         route="sap.LOIPRO",
         contract="sap-idoc/LOIPRO01/1",
         source_message_id=None,
         received_at=datetime(2026, 5, 9, tzinfo=UTC),
-        outputs=first.outputs,
+        outputs=first.outputs[1:],
     )
 
-    with pytest.raises(sa_exc.IntegrityError):
-        store.settle_batch([make_record("k2"), clash])
+    outcomes = store.settle_batch([make_record("k2"), clash])
 
-    assert counts() == {"inbox": 1, "outbox": 1, "failed_message": 0}
-    assert store.lookup("k2") is None
+    assert outcomes == [ACCEPTED, SettleOutcome.REPEATED_OUTPUT]
+    assert counts() == {"inbox": 2, "outbox": 3, "failed_message": 0}
+    assert store.lookup("k9") is None
 
 
 def test_concurrent_settlers_accept_each_key_exactly_once(
