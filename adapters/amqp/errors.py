@@ -13,6 +13,10 @@ declared again, a consumer timeout redelivers), except ``403 ACCESS_REFUSED``.
 from __future__ import annotations
 
 from pika import exceptions as pika_errors
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorException,
+)
 
 from contracts.errors import ConfigurationError, MesbridgeError, TransientError
 
@@ -34,6 +38,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     pika_errors.AMQPConnectionError,  # refused, lost, heartbeat missed, blocked too long, closed
     pika_errors.AMQPChannelError,  # channel closed by the broker, consumer cancelled
     OSError,  # socket errors and timeouts below pika
+    # Connecting: the broker took the TCP connection but never finished the AMQP handshake
+    # (AMQPConnectorStackTimeout), or every connection attempt failed.
+    AMQPConnectorException,
+    AMQPConnectionWorkflowFailed,
 )
 
 # AMQP reply codes on a channel close that mean "the installation is wrong".
