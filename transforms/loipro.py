@@ -77,7 +77,32 @@ def parse_loipro(root: etree._Element, profile: MappingProfile) -> list[ProcessO
                 Finding(where=f"/{root.tag}", line=source_line(root), expected="one or more IDOC")
             ],
         )
-    return [_read_order(idoc, profile) for idoc in idocs]
+    orders = [_read_order(idoc, profile) for idoc in idocs]
+    _refuse_repeated_idocs(orders, idocs)
+    return orders
+
+
+def _refuse_repeated_idocs(orders: list[ProcessOrder], idocs: list[etree._Element]) -> None:
+    """One IDoc twice in one message would take effect twice: the sender's DOCNUM names an
+    IDoc, and each IDoc's output is derived from it (DESIGN §4)."""
+    first: dict[str, int] = {}
+    for position, order in enumerate(orders, start=1):
+        docnum = order.control.docnum
+        if docnum in first:
+            field = idocs[position - 1].find("EDI_DC40/DOCNUM")
+            where = field if field is not None else idocs[position - 1]
+            raise MappingError(
+                f"IDoc {docnum} is in the message twice (IDOC {first[docnum]} and {position})",
+                findings=[
+                    Finding(
+                        where=where.getroottree().getpath(where),
+                        line=source_line(where),
+                        value=docnum,
+                        expected="a DOCNUM no other IDOC of the message has",
+                    )
+                ],
+            )
+        first[docnum] = position
 
 
 def _read_order(idoc: etree._Element, profile: MappingProfile) -> ProcessOrder:

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import click
 
-from contracts.errors import ConfigurationError, MesbridgeError, UnusableInput
+from contracts.errors import (
+    ConfigurationError,
+    ContractViolation,
+    MesbridgeError,
+    UnusableInput,
+)
 from integration.bootstrap import Components
 from integration.intake import read_message
 from integration.routes import Accepted, Target
@@ -70,7 +75,8 @@ def _judge(components: Components, path: Path) -> _Verdict:
             for f in exc.findings
         )
         # Identified, then invalid against it (or not mappable): name the contract.
-        contract = contract or getattr(exc, "contract", None)
+        if contract is None and isinstance(exc, ContractViolation):
+            contract = exc.contract
         return _Verdict(str(path), code, contract, str(exc), type(exc).__name__, findings)
 
 

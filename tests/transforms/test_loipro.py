@@ -180,3 +180,13 @@ def test_several_idocs_per_file_keep_every_value(
             assert component.required.value == Decimal(component_spec.quantity)
             expected_batch = component_spec.batch.upper() if component_spec.batch else None
             assert component.batch == expected_batch
+
+
+def test_one_idoc_twice_in_a_message_is_refused(profile: MappingProfile) -> None:
+    idoc = OrderSpec(docnum="0000000000000003", order_number="610003")
+    other = OrderSpec(docnum="0000000000000004", order_number="610004")
+    with pytest.raises(MappingError, match="IDoc 0000000000000003 is in the message twice") as e:
+        parse_loipro(etree.fromstring(build_loipro([idoc, other, idoc])), profile)
+    (finding,) = e.value.findings
+    assert (finding.where, finding.value) == ("/LOIPRO01/IDOC[3]/EDI_DC40/DOCNUM", idoc.docnum)
+    assert finding.line is not None
